@@ -1,0 +1,234 @@
+"""How much a watched training step costs compared with a bare one, on the CPU.
+
+    python bench/hook_overhead.py [--pairs 15] [--steps 40] [--threads 1]
+
+For each model (an MLP 784-512-512-10 and a small CNN, batch 64, Adam) one
+model, optimizer and criterion are trained with steps in rotations of three,
+in random order: a bare step, a watched step (fitscope's hooks attached for just that step;
+the sender thread running with a transport that accepts and discards every
+request, so JSON and gzip are paid), and a bare step with one extra
+``torch._foreach_norm`` over the gradients, timed on its own.  Sharing one
+model keeps memory placement and optimizer state identical for the variants.
+
+Step cost is the training thread's CPU time (``time.thread_time``), which
+other processes' load does not inflate; each block of ``--steps`` rotations
+gives one mean per variant, and the overhead is the median over ``--pairs``
+blocks of (watched - bare).  The background thread's CPU time is reported
+separately (it runs beside training, not inside the step), as is the median
+wall-clock difference.  Target: overhead <= 1.5 x the norm pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import fitscope
+from fitscope._settings import ClientSettings
+from fitscope._transport import Response
+
+
+class DiscardTransport:
+    """Answers every request like a healthy server and keeps nothing."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def request(self, method: str, path: str, body: Any, headers: Any) -> Response:
+        self.requests += 1
+        return Response(200, b'{"stored": 1, "duplicate": false, "alerts": []}')
+
+    def close(self) -> None:
+        pass
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 512),
+        nn.ReLU(),
+        nn.Linear(512, 512),
+        nn.ReLU(),
+        nn.Linear(512, 10),
+    )
+
+
+def cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 10),
+    )
+
+
+def _thread_cpu(thread: Any) -> float:
+    """CPU seconds used so far by another thread (Linux; NaN where unknown)."""
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except (AttributeError, OSError, TypeError):
+        return float("nan")
+
+
+def bench(
+    name: str, make: Any, shape: tuple, pairs: int, steps: int, tmp: Path, null: bool = False
+) -> dict:
+    torch.manual_seed(0)
+    model = make()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    crit = nn.CrossEntropyLoss()
+    g = torch.Generator().manual_seed(1)
+    data = [
+        (torch.randn(64, *shape, generator=g), torch.randint(0, 10, (64,), generator=g))
+        for _ in range(8)
+    ]
+    settings = ClientSettings(url="http://127.0.0.1:9", dir=tmp)
+    run = fitscope.watch(
+        model, opt, crit, project="bench", transport=DiscardTransport(), settings=settings
+    )
+    watcher = run._watcher
+    watcher._detach_hooks()
+    clock = time.thread_time  # CPU time of this thread: blind to other processes' load
+    inside = [0.0]  # CPU time spent in fitscope's own hook code
+
+    def timed(fn: Any) -> Any:
+        def call(*args: Any) -> Any:
+            t0 = clock()
+            try:
+                return fn(*args)
+            finally:
+                inside[0] += clock() - t0
+
+        return call
+
+    for hook in ("_on_loss", "_on_step"):  # hooks are looked up at attach
+        setattr(watcher, hook, timed(getattr(watcher, hook)))
+
+    def step(x: Any, y: Any, norm: list[float] | None = None) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = crit(model(x), y)
+        loss.backward()
+        if norm is not None:
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            t0 = clock()
+            torch._foreach_norm(grads)
+            norm.append(clock() - t0)
+        opt.step()
+
+    order = random.Random(0)
+
+    def rotation(i: int, sums: dict[str, float], norm: list[float]) -> None:
+        # the three variants in a random order, so no variant always follows another
+        x, y = data[i % len(data)]
+        for key in order.sample(("bare", "watched", "norm"), 3):
+            if key == "norm":
+                step(x, y, norm)
+                continue
+            hooked = key == "watched" and not null
+            if hooked:
+                watcher._attach()
+            w0, c0 = time.perf_counter(), clock()
+            step(x, y)
+            sums[key] += clock() - c0
+            sums["wall_" + key] += time.perf_counter() - w0
+            if hooked:
+                watcher._detach_hooks()
+
+    warm: list[float] = []
+    for i in range(steps):
+        rotation(i, dict.fromkeys(("bare", "watched", "wall_bare", "wall_watched"), 0.0), warm)
+    sender_cpu = _thread_cpu(run.sender._thread)
+    inside[0] = 0.0
+    blocks: dict[str, list[float]] = {
+        k: [] for k in ("bare", "watched", "wall_bare", "wall_watched")
+    }
+    norm_times: list[float] = []
+    for _ in range(pairs):
+        sums = dict.fromkeys(blocks, 0.0)
+        for i in range(steps):
+            rotation(i, sums, norm_times)
+        for key in blocks:
+            blocks[key].append(sums[key] / steps)
+    sender_cpu = _thread_cpu(run.sender._thread) - sender_cpu
+    in_hooks = inside[0] / (pairs * steps)
+    watcher._attach()
+    run.finish()
+    med = {k: statistics.median(v) for k, v in blocks.items()}
+    overhead = statistics.median(
+        w - b for w, b in zip(blocks["watched"], blocks["bare"], strict=True)
+    )
+    wall = statistics.median(
+        w - b for w, b in zip(blocks["wall_watched"], blocks["wall_bare"], strict=True)
+    )
+    norm = statistics.median(norm_times)
+    return {
+        "model": name,
+        "bare_ms": med["bare"] * 1e3,
+        "watched_ms": med["watched"] * 1e3,
+        "overhead_pct": 100 * overhead / med["bare"],
+        "norm_pct": 100 * norm / med["bare"],
+        "ratio": overhead / norm,
+        "sender_pct": 100 * sender_cpu / (pairs * steps) / med["bare"],
+        "wall_pct": 100 * wall / med["wall_bare"],
+        "steps": watcher.step,
+        "inside_pct": 100 * in_hooks / med["bare"],
+        "inside_ratio": in_hooks / norm,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--pairs", type=int, default=15, help="blocks of rotations (>= 5)")
+    ap.add_argument("--steps", type=int, default=40, help="rotations per block")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--only", choices=["mlp", "cnn"], default=None)
+    ap.add_argument(
+        "--null", action="store_true", help="never attach the hooks: measures the method's bias"
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    models = {"mlp": (mlp, (784,)), "cnn": (cnn, (1, 28, 28))}
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), "
+        f"{args.pairs} blocks x {args.steps} rotations"
+    )
+    print(
+        f"{'model':6} {'bare ms':>8} {'watched ms':>10} {'overhead':>9} {'norm pass':>9} "
+        f"{'ratio':>6} {'sender':>7} {'wall':>7} {'in hooks':>8} {'ratio':>6}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (make, shape) in models.items():
+            if args.only and name != args.only:
+                continue
+            r = bench(name, make, shape, args.pairs, args.steps, Path(tmp), args.null)
+            print(
+                f"{r['model']:6} {r['bare_ms']:8.3f} {r['watched_ms']:10.3f} "
+                f"{r['overhead_pct']:8.2f}% {r['norm_pct']:8.2f}% {r['ratio']:6.2f} "
+                f"{r['sender_pct']:6.2f}% {r['wall_pct']:6.2f}% {r['inside_pct']:7.2f}% "
+                f"{r['inside_ratio']:6.2f}"
+            )
+    print(
+        "overhead: training-thread CPU per step, watched - bare; norm pass: one "
+        "torch._foreach_norm over the grads;\nratio = overhead / norm pass (target <= 1.5); "
+        "sender: background-thread CPU per watched step; wall: wall-clock difference;\n"
+        "in hooks: CPU time inside fitscope's hook functions per step (flush included), "
+        "and its ratio to the norm pass"
+    )
+
+
+if __name__ == "__main__":
+    main()

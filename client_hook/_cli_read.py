@@ -1,0 +1,257 @@
+"""``fitscope runs``, ``fitscope alerts RUN`` and ``fitscope export RUN``: the server, from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import csv
+import json
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from ._api import ApiClient, ApiError, error_detail
+from ._progress import Progress
+from ._settings import ClientSettings
+from ._table import render, when
+from ._wire import decode_float, encode_float
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def client_for(args: argparse.Namespace) -> ApiClient:
+    settings = ClientSettings.from_env(getattr(args, "url", None))
+    return ApiClient(settings.url, settings.token)
+
+
+def fail(msg: str, code: int = 1) -> None:
+    print(f"fitscope: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+@contextmanager
+def api_errors() -> Iterator[None]:
+    """Turn a server error into one clear line and a non-zero exit."""
+    try:
+        yield
+    except ApiError as exc:
+        hint = ""
+        if exc.status == 401 or exc.status == 403:
+            hint = " (set FITSCOPE_TOKEN to the server's token)"
+        elif exc.status == 0:
+            hint = " (is `fitscope serve` running there? set FITSCOPE_URL or --url)"
+        fail(f"{exc.detail}{hint}")
+
+
+# -- runs ------------------------------------------------------------------------------
+def cmd_runs(args: argparse.Namespace) -> None:
+    with api_errors():
+        runs = client_for(args).get("/api/v1/runs", project=args.project)
+    if args.limit:
+        runs = runs[: args.limit]
+    if args.json:
+        print(json.dumps(runs, indent=2))
+        return
+    if not runs:
+        print("no runs yet" + (f" in project {args.project!r}" if args.project else ""))
+        return
+    rows = [
+        (r["id"], r["project"], r["status"], when(r.get("created_at")), r["name"]) for r in runs
+    ]
+    print(render(("ID", "PROJECT", "STATUS", "CREATED", "NAME"), rows))
+
+
+# -- alerts ----------------------------------------------------------------------------
+def _alert_rows(alerts: list[dict], verbose: bool) -> list[tuple]:
+    rows = []
+    for a in alerts:
+        step = str(a["step"])
+        if a.get("onset_step") is not None and a["onset_step"] != a["step"]:
+            step = f"{a['onset_step']}-{a['step']}"
+        text = a.get("message") or ""
+        if verbose and a.get("remedy"):
+            text += f"  Try: {a['remedy']}"
+        rows.append((a["severity"], a["rule"], step, a["status"], text))
+    return rows
+
+
+def sort_alerts(alerts: list[dict]) -> list[dict]:
+    return sorted(
+        alerts,
+        key=lambda a: (
+            a.get("status") != "open",
+            SEVERITY_ORDER.get(a.get("severity", ""), 9),
+            a.get("step", 0),
+        ),
+    )
+
+
+def cmd_alerts(args: argparse.Namespace) -> None:
+    with api_errors():
+        api = client_for(args)
+        run = api.find_run(args.run)
+        alerts = sort_alerts(api.get(f"/api/v1/runs/{run['id']}/alerts"))
+    if args.json:
+        print(json.dumps(alerts, indent=2))
+    else:
+        print(f"run {run['name']} ({run['id']}) in {run['project']}: {run['status']}")
+        if not alerts:
+            print("no alerts: the diagnosis has found nothing wrong with this run")
+        else:
+            print(
+                render(
+                    ("SEVERITY", "RULE", "STEP", "STATUS", "MESSAGE"),
+                    _alert_rows(alerts, args.verbose),
+                )
+            )
+            if args.verbose:
+                for a in alerts:
+                    ev = a.get("evidence") or {}
+                    if ev:
+                        print(textwrap.shorten(f"  {a['rule']} evidence: {json.dumps(ev)}", 300))
+            print(f"\nsee {api.url}/runs/{run['id']}")
+    if args.fail_on:
+        worst = SEVERITY_ORDER[args.fail_on]
+        if any(
+            a.get("status") == "open" and SEVERITY_ORDER.get(a.get("severity", ""), 9) <= worst
+            for a in alerts
+        ):
+            sys.exit(2)
+
+
+# -- export ----------------------------------------------------------------------------
+def _format_for(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    if args.output and args.output != "-":
+        suffix = Path(args.output).suffix.lower()
+        if suffix in (".jsonl", ".ndjson"):
+            return "jsonl"
+    return "csv"
+
+
+def _cell(v: object) -> str:
+    x = decode_float(v)
+    e = encode_float(x)
+    return e if isinstance(e, str) else repr(x)
+
+
+def _series(api: ApiClient, run_id: str, keys: list[dict]) -> Iterator[tuple[dict, Any]]:
+    for k in keys:
+        if k["kind"] == "histogram":
+            doc = api.get(f"/api/v1/runs/{run_id}/histograms", key=k["key"])
+        else:
+            doc = api.get(f"/api/v1/runs/{run_id}/series", key=k["key"])
+        yield k, doc
+
+
+def export_by_key(
+    api: ApiClient,
+    run_id: str,
+    fmt: str,
+    out: IO[str],
+    keys: list[str] | None,
+    wide: bool,
+    bar: Progress,
+) -> int:
+    """Write every point of every series (or of ``keys``) from ``/keys`` + ``/series``."""
+    available = api.get(f"/api/v1/runs/{run_id}/keys")
+    if keys:
+        missing = sorted(set(keys) - {k["key"] for k in available})
+        if missing:
+            raise ApiError(404, f"the run has no key(s) {', '.join(missing)}")
+        available = [k for k in available if k["key"] in keys]
+    if fmt == "csv":
+        available = [k for k in available if k["kind"] == "scalar"]
+    bar.set(0, sum(k["count"] for k in available))
+    rows = 0
+    if fmt == "csv" and wide:
+        table: dict[int, dict[str, str]] = {}
+        names = []
+        for k, doc in _series(api, run_id, available):
+            names.append(k["key"])
+            for step, v in zip(doc["steps"], doc["values"], strict=True):
+                table.setdefault(step, {})[k["key"]] = _cell(v)
+            bar.advance(len(doc["steps"]))
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["step", *names])
+        for step in sorted(table):
+            w.writerow([step, *(table[step].get(n, "") for n in names)])
+        return len(table)
+    w = csv.writer(out, lineterminator="\n")
+    if fmt == "csv":
+        w.writerow(["key", "step", "value"])
+    for k, doc in _series(api, run_id, available):
+        if k["kind"] == "histogram":
+            for h in doc["histograms"]:
+                out.write(json.dumps({"key": k["key"], **h}) + "\n")
+            n = len(doc["histograms"])
+        else:
+            for step, v in zip(doc["steps"], doc["values"], strict=True):
+                if fmt == "csv":
+                    w.writerow([k["key"], step, _cell(v)])
+                else:
+                    out.write(json.dumps({"key": k["key"], "step": step, "value": v}) + "\n")
+            n = len(doc["steps"])
+        rows += n
+        bar.advance(n)
+    return rows
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    fmt = _format_for(args)
+    to_stdout = not args.output or args.output == "-"
+    with api_errors():
+        api = client_for(args)
+        run = api.find_run(args.run)
+        if to_stdout:
+            _export(api, run, fmt, sys.stdout, args)
+            return
+        # write next to the target and rename at the end: a failed export leaves no half file
+        target = Path(args.output)
+        part = target.with_name(target.name + ".part")
+        try:
+            with open(part, "w", newline="", encoding="utf-8") as out:
+                _export(api, run, fmt, out, args)
+            part.replace(target)
+        finally:
+            part.unlink(missing_ok=True)
+    print(f"fitscope: wrote {args.output} ({fmt})", file=sys.stderr)
+
+
+def _export(api: ApiClient, run: dict, fmt: str, out: IO[str], args: argparse.Namespace) -> None:
+    label = f"exporting {run['name']}"
+    bar_on = _bar_on(args)
+    whole = not args.key and not args.wide
+    if whole and _export_endpoint(api, run["id"], fmt, out, label, bar_on):
+        return
+    with Progress(None, label, unit="points", enabled=bar_on) as bar:
+        export_by_key(api, run["id"], fmt, out, args.key, args.wide, bar)
+
+
+def _bar_on(args: argparse.Namespace) -> bool | None:
+    return False if getattr(args, "no_progress", False) else None
+
+
+def _export_endpoint(
+    api: ApiClient, run_id: str, fmt: str, out: IO[str], label: str, bar_on: bool | None
+) -> bool:
+    """Stream the server's own full-resolution export when it has one; False when it does not."""
+    status, length, chunks = api.stream(f"/api/v1/runs/{run_id}/export?format={fmt}")
+    if status in (404, 405):
+        for _ in chunks:  # drain, so the connection closes cleanly
+            pass
+        return False
+    if not 200 <= status < 300:
+        raise ApiError(status, error_detail(b"".join(chunks)))
+    with Progress(length, label, unit="B", enabled=bar_on) as bar:
+        # decode incrementally: a chunk may end inside a multi-byte character
+        dec = codecs.getincrementaldecoder("utf-8")()
+        for chunk in chunks:
+            out.write(dec.decode(chunk))
+            bar.advance(len(chunk))
+        out.write(dec.decode(b"", final=True))
+    return True

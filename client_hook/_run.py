@@ -1,0 +1,288 @@
+"""A run: what ``fitscope.init`` returns and ``fitscope.watch`` attaches hooks to."""
+
+from __future__ import annotations
+
+import atexit
+import math
+import numbers
+import socket
+import sys
+import threading
+import time
+import weakref
+from typing import Any
+
+from ._console import say, say_once
+from ._dist import rank_and_world
+from ._messages import Message, new_id
+from ._recorder import Recorder
+from ._sender import Sender
+from ._settings import ClientSettings
+from ._spool import Spool
+from ._transport import HTTPTransport, Transport
+from ._wire import encode_float
+
+_live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+
+
+class Run:
+    """One training run, streaming to a fitscope server in the background.
+
+    Create it with :func:`fitscope.init` or :func:`fitscope.watch`.  Nothing it
+    does raises into the training loop: failures are reported once on stderr.
+
+    In a distributed job only rank 0 sends by default; the other ranks get an
+    inactive run (``run.active`` is False) whose methods do nothing.  Pass
+    ``all_ranks=True`` or set ``FITSCOPE_ALL_RANKS=1`` to record every rank as a
+    run of its own (named ``<name>-rank<N>``).
+    """
+
+    def __init__(
+        self,
+        project: str | None = None,
+        name: str | None = None,
+        config: dict | None = None,
+        url: str | None = None,
+        *,
+        rules: dict | None = None,
+        all_ranks: bool | None = None,
+        transport: Transport | None = None,
+        settings: ClientSettings | None = None,
+        interval: float = 1.0,
+        heartbeat_every: float = 10.0,
+    ) -> None:
+        self.settings = settings or ClientSettings.from_env(url)
+        self.id = new_id()
+        self.project = str(project or "default")
+        self.name = str(name or time.strftime("run-%Y%m%d-%H%M%S"))
+        self.config: dict = dict(config or {})
+        self.url = f"{self.settings.url}/runs/{self.id}"
+        self.finished = False
+        self._watcher: Any = None
+        self._step = 0
+        self._alerts_seen: set[str] = set()
+        self._lock = threading.Lock()
+        self.rank, self.world_size = rank_and_world(self.settings)
+        every_rank = self.settings.all_ranks if all_ranks is None else bool(all_ranks)
+        self.active = self.rank == 0 or every_rank
+        if every_rank and self.world_size > 1:
+            self.name = f"{self.name}-rank{self.rank}"
+        self.fitscope: dict = {"rules": _json_safe(rules or {}), "world_size": self.world_size}
+        if self.world_size > 1:
+            self.fitscope["rank"] = self.rank
+        self.recorder = Recorder(self.id, interval=interval)
+        self.spool = Spool(self.settings.spool_dir)
+        self.sender = Sender(
+            self.id,
+            transport or HTTPTransport(self.settings.url),
+            self.spool,
+            token=self.settings.token,
+            collect=self.recorder.drain,
+            on_reply=self._on_reply,
+            heartbeat=self._heartbeat,
+            interval=interval,
+            heartbeat_every=heartbeat_every,
+        )
+        if not self.active:
+            self.finished = True  # nothing to send, nothing to finish
+            return
+        self.sender.submit(self._create_message())
+        self.sender.start()
+        _live_runs.add(self)
+        _register_atexit()
+
+    # -- public API ----------------------------------------------------------------
+    def watch(self, model: Any, optimizer: Any = None, criterion: Any = None) -> Run:
+        """Attach capture hooks to ``model``, ``optimizer`` and ``criterion``.
+
+        ``criterion`` is the loss module (e.g. ``nn.CrossEntropyLoss()``); leave it
+        out for a model whose output has ``.loss`` (Hugging Face style), or log
+        the loss yourself with ``run.log({"train/loss": loss})`` after
+        ``optimizer.step()``.
+        """
+        if not self.active:
+            return self
+        try:
+            from ._watch import Watcher
+
+            if self._watcher is not None:
+                self._watcher.detach()
+            self._watcher = Watcher(
+                self.recorder,
+                model,
+                optimizer,
+                criterion,
+                world_size=self.world_size,
+                on_facts=self._on_facts,
+            )
+            self._on_facts(self._watcher.facts)
+        except Exception as exc:
+            say_once(
+                f"watch-failed-{self.id}",
+                f"could not attach hooks ({type(exc).__name__}: {exc}); "
+                "training continues without automatic capture",
+            )
+        return self
+
+    @property
+    def step(self) -> int:
+        """The current training step: optimizer steps taken (or ``run.log`` calls without hooks)."""
+        return self._watcher.step if self._watcher is not None else self._step
+
+    def log(self, data: dict[str, Any], step: int | None = None) -> None:
+        """Record values at ``step`` (default: the current training step).
+
+        Numbers (and 1-element tensors, which are not read until the next flush)
+        become points of the series named by their key.  Under ``watch``, the
+        current step is the number of optimizer steps taken, so log a step's
+        values after its ``optimizer.step()``.
+        """
+        if self.finished:
+            return
+        try:
+            if step is None:
+                if self._watcher is None:
+                    self._step += 1
+                step = self.step
+            step = int(step)
+            for key, value in data.items():
+                self._log_one(str(key), step, value)
+            if self.recorder.due():
+                self._flush()
+        except Exception as exc:
+            say_once(
+                f"log-failed-{self.id}", f"run.log ignored a value ({type(exc).__name__}: {exc})"
+            )
+
+    def _log_one(self, key: str, step: int, value: Any) -> None:
+        if isinstance(value, bool) or value is None:
+            return
+        if isinstance(value, numbers.Real):
+            self.recorder.scalar(key, step, float(value))
+            return
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(value, torch.Tensor) and value.numel() == 1:
+            self.recorder.vector("scalar", key, step, value.detach().reshape(()))
+            return
+        say_once(
+            f"log-type-{self.id}-{key}",
+            f"run.log: {key!r} is a {type(value).__name__}, not a number; skipped",
+        )
+
+    def _flush(self) -> None:
+        if self._watcher is not None:
+            self._watcher.flush()
+        else:
+            self.recorder.pack()
+
+    def finish(self, timeout: float | None = None) -> None:
+        """Flush everything and mark the run finished.
+
+        Waits at most ``timeout`` seconds (default ``FITSCOPE_FINISH_TIMEOUT``, 5 s) for the
+        server; whatever is not delivered by then stays in the spool for ``fitscope sync``.
+        """
+        self._close("finished", self.settings.finish_timeout if timeout is None else timeout)
+
+    def _close(self, status: str, timeout: float) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            self.finished = True
+        try:
+            if self._watcher is not None:
+                self._watcher.detach()
+            self.recorder.pack()
+            for msg in self.recorder.drain():
+                self.sender.submit(msg)
+            self.sender.submit(
+                Message("POST", f"/api/v1/runs/{self.id}/finish", {"status": status})
+            )
+            left = self.sender.close(timeout)
+            if self.sender.dropped:
+                say(
+                    f"{self.sender.dropped_points} point(s) of run {self.name!r} were dropped: the server "
+                    f"was unreachable and the spool in {self.spool.root} could not be written."
+                )
+            if left:
+                say(
+                    f"{left} message(s) of run {self.name!r} are not delivered yet and are kept in "
+                    f"{self.spool.root / self.id}; send them with `fitscope sync` once the server "
+                    f"at {self.settings.url} is up."
+                )
+        except Exception as exc:
+            say_once(f"finish-failed-{self.id}", f"finish failed ({type(exc).__name__}: {exc})")
+
+    # -- messages ----------------------------------------------------------------------
+    def _create_message(self) -> Message:
+        config = dict(self.config)
+        config["fitscope"] = self.fitscope
+        return Message(
+            "POST",
+            "/api/v1/runs",
+            {
+                "id": self.id,
+                "project": self.project,
+                "name": self.name,
+                "config": _json_safe(config),
+                "host": socket.gethostname(),
+                "argv": sys.argv[:20],
+            },
+        )
+
+    def _on_facts(self, facts: dict) -> None:
+        """The watcher learned something: send the whole ``fitscope`` block again."""
+        self.fitscope = {**self.fitscope, **_json_safe(facts)}
+        self.sender.submit(
+            Message("PATCH", f"/api/v1/runs/{self.id}", {"config": {"fitscope": self.fitscope}})
+        )
+
+    def _heartbeat(self) -> Message:
+        return Message("POST", f"/api/v1/runs/{self.id}/heartbeat", {}, kind="heartbeat")
+
+    def _on_reply(self, msg: Message, reply: Any) -> None:
+        alerts = reply.get("alerts") if isinstance(reply, dict) else None
+        if not isinstance(alerts, list):
+            return
+        for alert in alerts:
+            if not isinstance(alert, dict) or alert.get("severity") not in ("warning", "critical"):
+                continue
+            key = f"{alert.get('rule')}:{alert.get('id')}"
+            if key in self._alerts_seen:
+                continue
+            self._alerts_seen.add(key)
+            say(
+                f"[{alert.get('severity')}] {alert.get('rule')} at step {alert.get('step')}: "
+                f"{alert.get('message')} -> {self.url}"
+            )
+
+
+def _json_safe(obj: Any, depth: int = 0) -> Any:
+    """A copy of a user's config that JSON can carry (non-finite floats encoded)."""
+    if depth > 20:
+        return repr(obj)
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return obj
+    if isinstance(obj, float):
+        return encode_float(obj) if not math.isfinite(obj) else obj
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v, depth + 1) for v in obj]
+    return repr(obj)
+
+
+_atexit_done = False
+
+
+def _register_atexit() -> None:
+    global _atexit_done
+    if not _atexit_done:
+        _atexit_done = True
+        atexit.register(_finish_all)
+
+
+def _finish_all() -> None:
+    for run in list(_live_runs):
+        run._close("finished", timeout=run.settings.finish_timeout)

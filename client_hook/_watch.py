@@ -1,0 +1,472 @@
+"""PyTorch hooks that capture losses, gradient norms, learning rates and
+evaluation statistics without any change to the user's loop.
+
+Everything here runs on the training thread, so it only keeps references to
+tensors, launches device-side reductions and does plain Python bookkeeping:
+no ``.item()``, no ``.cpu()``, no I/O.  A hook that fails is removed and
+reported once; nothing ever propagates into the training loop.
+
+Where values come from:
+
+* the loss: the criterion's forward hook, or, without a criterion, the model's
+  forward hook when its output has ``.loss`` (Hugging Face style);
+* gradient norms: one ``torch._foreach_norm`` per step, just before
+  ``optimizer.step()`` -- or just before ``clip_grad_norm_`` rescales them;
+* learning rate, weight decay, parameter norms: after ``optimizer.step()``;
+* evaluation: criterion calls while the model is in eval mode or gradients are
+  off are summed on the device until the next training step closes the pass.
+
+The three per-step hooks are the hot path: they are kept to a few attribute
+reads, one ``detach`` and the norm pass, because their cost is paid every step.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from . import _evalstats as ev
+from . import _facts, _patches
+from ._console import say_once
+from ._recorder import Recorder
+
+PARAM_NORM_EVERY = 50  # weights move slowly; every 50 steps is enough for update/weight ratios
+LABELS_EVERY = 1000  # steps between train/labels histograms when no evaluation pass closes one
+NO_STEP_AFTER = 256  # training losses without an optimizer step before each loss counts as a step
+# (gradient accumulation rarely exceeds 64 micro-batches per step; 4x margin)
+TARGET_ELEMENTS = 1 << 22  # training targets held before they are counted (bounds memory)
+
+
+def guarded(fn: Callable) -> Callable:
+    """For the rarely called entry points: on an exception, switch off and say so once."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(self: Watcher, *args: Any, **kwargs: Any) -> Any:
+        if name in self.broken:
+            return None
+        try:
+            return fn(self, *args, **kwargs)
+        except Exception as exc:
+            self._fail(name, exc)
+        return None
+
+    return wrapper
+
+
+class Watcher:
+    def __init__(
+        self,
+        recorder: Recorder,
+        model: Any,
+        optimizer: Any = None,
+        criterion: Any = None,
+        *,
+        world_size: int = 1,
+        on_facts: Callable[[dict], None] | None = None,
+    ) -> None:
+        import torch
+
+        self._torch = torch
+        self._Tensor = torch.Tensor
+        self._grad_on = torch.is_grad_enabled
+        self._compiling = getattr(torch.compiler, "is_compiling", None) or (lambda: False)
+        self.rec = recorder
+        self.model = model
+        self.optimizer = _facts.unwrap_optimizer(optimizer)
+        self.criterion = criterion
+        self.world_size = world_size
+        self.on_facts = on_facts
+        self.step = 0
+        self.broken: set[str] = set()
+        self._micro: list[Any] = []  # losses of the micro-batches of the coming step
+        self._targets: list[Any] = []  # training targets not yet counted into _labels
+        self._target_cap = 1
+        self._labels: Any = None  # device counts of training labels since the last histogram
+        self._labels_step = 0
+        self._norms: Any = None  # per-parameter grad norms taken for the coming step
+        self._present: list[int] | None = None  # their parameter indices when some grads are None
+        self._all_grads = True
+        self._scaler = False  # a GradScaler steps this optimizer
+        self._extras: list[Any] = []  # (name, tensor) single values for the coming step's row
+        self._lrs: list = []
+        self._wds: list = []
+        self._tensor_lr = False
+        self._eval: ev.EvalPass | None = None
+        self._no_step = self.optimizer is None
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in named]
+        self._param_ids = {id(p) for p in self.params}
+        recorder.layers = [_facts.layer_name(n) for n, _ in named]
+        half = (torch.float16, torch.bfloat16)
+        # half-precision norms overflow at 65504: take them in float32 there
+        self._norm_dtype = torch.float32 if any(p.dtype in half for p in self.params) else None
+        crit_name = type(criterion).__name__ if criterion is not None else ""
+        self._crit_name = crit_name
+        self._reduction = str(getattr(criterion, "reduction", "mean"))
+        ignore = getattr(criterion, "ignore_index", ev.DEFAULT_IGNORE_INDEX)
+        self._ignore = ignore if isinstance(ignore, int) else ev.DEFAULT_IGNORE_INDEX
+        self._discovery: _facts.Discovery | None = _facts.Discovery(crit_name)
+        self._task: str | None = None  # set once the first step shows labels worth counting
+        self._classes = 0
+        self.facts = _facts.describe(model, self.optimizer, criterion, recorder.layers, self.params)
+        self.facts["world_size"] = world_size
+        self._facts_dirty = False
+        self._handles: dict[str, Any] = {}
+        self._attach()
+
+    # -- attaching -------------------------------------------------------------
+    def _attach(self) -> None:
+        crit, model, opt = self.criterion, self.model, self.optimizer
+        if crit is not None and hasattr(crit, "register_forward_hook"):
+            self._handles["_on_loss"] = crit.register_forward_hook(self._on_loss, with_kwargs=True)
+        elif crit is None and hasattr(model, "register_forward_hook"):
+            self._handles["_on_output"] = model.register_forward_hook(
+                self._on_output, with_kwargs=True
+            )
+        if opt is not None:
+            if hasattr(opt, "register_step_pre_hook"):
+                self._handles["_on_step"] = opt.register_step_pre_hook(self._on_step)
+            else:
+                self._no_step = True
+                say_once(
+                    f"optimizer-unhooked-{id(self)}",
+                    f"cannot hook {type(opt).__name__}.step (not a torch.optim.Optimizer); "
+                    "each training loss is recorded as a step, without gradient norms",
+                )
+        _patches.register(self)
+
+    def _detach_hooks(self) -> None:
+        _patches.unregister(self)
+        for h in self._handles.values():
+            h.remove()
+        self._handles.clear()
+
+    def detach(self) -> None:
+        """Remove every hook and hand over what is still pending."""
+        self._detach_hooks()
+        self.close_eval()
+        if self._micro and (self._no_step or self.step == 0):
+            self._loss_steps()  # never stepped: the losses are all there is to see
+        self._emit_train_labels()
+        self.flush()
+
+    def owns(self, optimizer: Any) -> bool:
+        return optimizer is self.optimizer or _facts.unwrap_optimizer(optimizer) is self.optimizer
+
+    def _fail(self, name: str, exc: Exception) -> None:
+        """Switch off the hook ``name`` for good and say so once."""
+        self.broken.add(name)
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            handle.remove()
+        say_once(
+            f"hook-{name}-{id(self)}",
+            f"capture in {name} stopped after an internal error "
+            f"({type(exc).__name__}: {exc}); training continues unaffected",
+        )
+
+    # -- losses (hot path) -------------------------------------------------------
+    def _on_loss(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+        try:
+            if isinstance(output, self._Tensor):
+                target = args[1] if len(args) > 1 else kwargs.get("target")
+                self._loss(output, args[0] if args else kwargs.get("input"), target)
+        except Exception as exc:
+            self._fail("_on_loss", exc)
+
+    def _on_output(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+        try:
+            if isinstance(output, self._Tensor):
+                self._fail_quietly("_on_output")  # a plain model: its loss code is invisible
+                return
+            if isinstance(output, dict):
+                loss, logits = output.get("loss"), output.get("logits")
+            else:
+                loss, logits = getattr(output, "loss", None), getattr(output, "logits", None)
+            if isinstance(loss, self._Tensor):
+                self._loss(loss, logits, kwargs.get("labels"))
+        except Exception as exc:
+            self._fail("_on_output", exc)
+
+    def _fail_quietly(self, name: str) -> None:
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            handle.remove()
+
+    def _loss(self, loss: Any, logits: Any, target: Any) -> None:
+        if self._compiling():  # traced by torch.compile: stay out of the graph
+            return
+        if not (self.model.training and self._grad_on()):
+            self._eval_batch(loss, logits, target)
+            return
+        if self._eval is not None:
+            self.close_eval()
+        loss = loss.detach()
+        if loss.ndim:
+            loss = loss.float().mean()
+        self._micro.append(loss)
+        d = self._discovery
+        if d is not None:
+            d.see(logits, target)
+        if (self._task is not None or (d is not None and d.task)) and isinstance(
+            target, self._Tensor
+        ):
+            targets = self._targets
+            targets.append(target)
+            if len(targets) == 1:  # batches are alike: size the budget from the first
+                self._target_cap = max(1, TARGET_ELEMENTS // max(1, target.numel()))
+            elif len(targets) >= self._target_cap:
+                self._fold_labels()
+        if self._no_step or len(self._micro) > NO_STEP_AFTER:
+            self._loss_steps()
+
+    def _loss_steps(self) -> None:
+        """No optimizer step in sight: every training loss becomes a step of its own."""
+        if not self._no_step:
+            self._no_step = True
+            say_once(
+                f"no-optimizer-step-{id(self)}",
+                f"{len(self._micro)} training losses but optimizer.step() was never called: "
+                "the model is not being updated. Recording every loss as its own step.",
+            )
+        self._end_discovery()
+        micro, self._micro = self._micro, []
+        self.rec.scalars.extend(micro)
+        for _ in micro:
+            self.step += 1
+            self.rec.rows.append((self.step, "loss", 0, None, 1, 0, ()))
+        if self.rec.due():
+            self.flush()
+
+    def _end_discovery(self) -> None:
+        d, self._discovery = self._discovery, None
+        if d is None:
+            return
+        self._task, self._classes = d.task, d.classes
+        if self._task is None:
+            self._targets = []
+        self.facts.update(d.result(self.world_size))
+        self.facts["compiled"] = self.facts["compiled"] or _facts.is_compiled(self.model)
+        self._send_facts()
+
+    # -- evaluation ----------------------------------------------------------------
+    def _eval_batch(self, loss: Any, logits: Any, target: Any) -> None:
+        task = ev.task_of(self._crit_name, logits, target)
+        classes = ev.num_classes(task, logits)
+        if self._eval is not None and (task, classes) != (self._eval.task, self._eval.classes):
+            self.close_eval()  # a different kind of batch starts a new pass
+        if self._eval is None:
+            self._eval = ev.EvalPass(task, classes, loss.device)
+        self._eval.add(loss, logits, target, self._reduction, self._ignore)
+
+    def close_eval(self) -> None:
+        """End an evaluation pass: its sums become one record at the current step."""
+        if self._eval is None:
+            return
+        done, self._eval = self._eval, None
+        self.rec.vector("eval", "val", self.step, done.acc, {"task": done.task})
+        self._emit_train_labels()
+        self.flush()
+
+    def _emit_train_labels(self) -> None:
+        self._fold_labels()
+        if self._labels is not None:
+            self.rec.vector("labels", "train/labels", self.step, self._labels)
+            self._labels = None
+        self._labels_step = self.step
+
+    def _fold_labels(self) -> None:
+        d = self._discovery
+        task = self._task or (d.task if d is not None else None)
+        classes = self._classes or (d.classes if d is not None else 0)
+        if not self._targets or task is None:
+            return
+        targets, self._targets = self._targets, []
+        try:
+            self._labels = ev.fold_labels(self._labels, targets, task, classes)
+        except Exception as exc:
+            self._task = None  # targets this code does not understand: stop counting them
+            self._fail("label counts", exc)
+
+    # -- optimizer steps (hot path) -------------------------------------------------
+    def _grad_norms(self) -> None:
+        grads = [p.grad for p in self.params]
+        if self._all_grads:
+            try:
+                if self._norm_dtype is None:
+                    self._norms = self._torch._foreach_norm(grads)
+                else:
+                    self._norms = self._torch._foreach_norm(grads, 2, dtype=self._norm_dtype)
+                self._present = None
+                return
+            except TypeError:  # a parameter without a gradient this step
+                self._all_grads = False
+        present = [i for i, g in enumerate(grads) if g is not None]
+        self._all_grads = len(present) == len(grads)
+        if not present:
+            self._norms, self._present = (), None
+            return
+        grads = [grads[i] for i in present]
+        torch = self._torch
+        try:
+            self._norms = torch._foreach_norm(grads, 2, dtype=self._norm_dtype)
+        except RuntimeError:  # e.g. sparse gradients, which the fused kernel does not take
+            self._norms = [
+                torch.linalg.vector_norm(g.coalesce().values() if g.is_sparse else g).float()
+                for g in grads
+            ]
+        self._present = None if self._all_grads else present
+
+    def _on_step(self, optimizer: Any, args: tuple, kwargs: dict) -> Any:
+        """``step(closure)`` (LBFGS, PyTorch Lightning) computes the gradients inside the step:
+        record the step after the closure's first call, not before it."""
+        # torch passes the optimizer itself as args[0]; a positional closure comes next
+        pos = 1 if args and args[0] is optimizer else 0
+        closure = kwargs.get("closure", args[pos] if len(args) > pos else None)
+        if not callable(closure) or "_on_step" in self.broken:
+            self._record_step(optimizer)
+            return None
+        done = False
+
+        def closure_then_record() -> Any:
+            nonlocal done
+            loss = closure()
+            if not done:  # LBFGS calls it many times per step; the first sees the step's gradients
+                done = True
+                self._record_step(optimizer)
+            return loss
+
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": closure_then_record}
+        return (*args[:pos], closure_then_record, *args[pos + 1 :]), kwargs
+
+    def _record_step(self, optimizer: Any) -> None:
+        """Just before ``optimizer.step()`` updates the weights: record this step.
+
+        Gradients, learning rates and weight decays are all final here (a
+        scheduler steps after the optimizer), so one hook per step suffices.
+        """
+        try:
+            if self._eval is not None:
+                self.close_eval()
+            if self._compiling():
+                return
+            if self._norms is None:
+                self._grad_norms()
+            if self._scaler:
+                # a fused optimizer under GradScaler unscales inside its kernel: by this much
+                for name in ("grad_scale", "found_inf"):
+                    t = getattr(optimizer, name, None)
+                    if isinstance(t, self._Tensor):
+                        self._extras.append((name, t))
+            self._no_step = False
+            self.step += 1
+            self._row("step", optimizer)
+        except Exception as exc:
+            self._fail("_on_step", exc)
+
+    def _row(self, kind: str, optimizer: Any) -> None:
+        """Record the step being taken (or skipped)."""
+        step, rec = self.step, self.rec
+        scalars = rec.scalars
+        norms, self._norms = self._norms, None
+        n_norms = 0
+        if norms is not None:
+            scalars.extend(norms)
+            n_norms = len(norms)
+        micro, self._micro = self._micro, []
+        scalars.extend(micro)
+        groups = optimizer.param_groups
+        lrs = [g["lr"] for g in groups]
+        wds = [g.get("weight_decay") for g in groups]
+        if self._tensor_lr or lrs != self._lrs or wds != self._wds:
+            self._hyper(lrs, wds)
+        n_pnorms = 0
+        if (step == 1 or step % PARAM_NORM_EVERY == 0) and self.params:
+            with self._torch.no_grad():
+                pnorms = self._torch._foreach_norm(self.params, 2, dtype=self._norm_dtype)
+            scalars.extend(pnorms)
+            n_pnorms = len(pnorms)
+        extras: tuple = ()
+        if self._extras:
+            extras = tuple(name for name, _ in self._extras)
+            scalars.extend(t for _, t in self._extras)
+            self._extras = []
+        rec.rows.append((step, kind, n_norms, self._present, len(micro), n_pnorms, extras))
+        if self._discovery is not None or self._facts_dirty:
+            self._end_discovery()
+            if self._facts_dirty:
+                self._send_facts()
+        if step - self._labels_step >= LABELS_EVERY:
+            self._emit_train_labels()
+        if rec.due():
+            self.flush()
+
+    def _hyper(self, lrs: list, wds: list) -> None:
+        """The learning rates or weight decays changed (or are tensors): record them."""
+        self._lrs, self._wds = list(lrs), list(wds)
+        host_lrs: list = []
+        self._tensor_lr = False
+        for i, lr in enumerate(lrs):
+            if isinstance(lr, (int, float)):
+                host_lrs.append(float(lr))
+                continue
+            host_lrs.append(None)
+            if isinstance(lr, self._Tensor):  # changes in place, so copy it every step
+                self._tensor_lr = True
+                self._extras.append((i, lr.detach().clone().reshape(())))
+        host_wds = [float(w) if isinstance(w, (int, float)) else None for w in wds]
+        if self._tensor_lr:
+            self._lrs = []  # a tensor never compares equal: come back here every step
+        self.rec.hyper(self.step, host_lrs, host_wds)
+
+    # -- clip_grad_norm_ and GradScaler (via _patches) -------------------------------
+    @guarded
+    def before_clip(self, parameters: Any, max_norm: Any) -> None:
+        """``clip_grad_norm_`` is about to rescale gradients: measure them first."""
+        first = parameters
+        if isinstance(parameters, (list, tuple)):
+            first = parameters[0] if parameters else None
+        if isinstance(first, self._Tensor) and id(first) not in self._param_ids:
+            return  # clipping some other model's parameters
+        if isinstance(max_norm, (int, float)) and self.facts["grad_clip"] != float(max_norm):
+            self.facts["grad_clip"] = float(max_norm)
+            self._facts_dirty = True
+        if self._norms is None:
+            self._grad_norms()
+
+    @guarded
+    def scaler_step_begin(self, scaler: Any) -> int:
+        enabled = getattr(scaler, "is_enabled", lambda: False)()
+        self._scaler = bool(enabled)
+        if enabled and not self.facts["amp"]:
+            self.facts["amp"] = True
+            self._facts_dirty = True
+        scale = getattr(scaler, "_scale", None)
+        if enabled and isinstance(scale, self._Tensor):
+            # update() changes it in place later: keep this step's value
+            self._extras.append(("amp_scale", scale.detach().clone()))
+        return self.step
+
+    @guarded
+    def scaler_step_end(self, step_before: int | None) -> None:
+        if step_before is None or self.step != step_before or self.optimizer is None:
+            return
+        # GradScaler found inf/NaN and did not call optimizer.step(): a skipped step
+        if self._norms is None:
+            self._grad_norms()
+        self.step += 1
+        self._row("skipped", self.optimizer)
+
+    # -- hand-over -------------------------------------------------------------------
+    def _send_facts(self) -> None:
+        self._facts_dirty = False
+        if self.on_facts is not None:
+            self.on_facts(dict(self.facts))
+
+    def flush(self) -> None:
+        """Hand what is pending to the sender (training thread)."""
+        self._fold_labels()
+        self.rec.pack()

@@ -1,0 +1,254 @@
+"""Live push: server-sent events for one run and for the run list.
+
+``GET /api/v1/runs/{id}/events`` sends ``points`` {"series": {key: {steps, values}}},
+``histograms`` (one histogram per event), ``alerts`` [AlertOut] (new or changed),
+``run`` RunOut (on connect and at every status change) and ``deleted`` {"id"}.
+``GET /api/v1/events/runs`` sends ``runs`` [RunOut] (new or changed runs) and
+``deleted`` {"id"}.  Each event carries an ``id``; reconnecting with
+``Last-Event-ID`` (browsers do it by themselves) or ``?since=ID`` resumes after
+it, as long as the events are retained (``event_retention_s``).  Without either,
+a stream starts with what happens after it connects (``?since=0``: from the
+oldest retained event).  Floats are wire-encoded as everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..db import Database, DatabaseBusy
+from ..jsonout import dumps, wire
+from ..live import ALL, Hub
+from ..storage import alerts as alert_store
+from ..storage import events, points
+from ..storage import histograms as hist_store
+from ..storage import runs as run_store
+from ..storage.errors import RunNotFound
+from ..storage.runs import as_utc
+from .deps import DbDep, RunId, SettingsDep
+from .runs import run_out
+
+router = APIRouter(tags=["live"])
+
+WORKER = str(os.getpid())
+KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
+PG_SAFETY_POLL_S = 5.0  # with LISTEN up, poll only in case a notification was lost
+BATCH = 200  # events read per round
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Fitscope-Worker": WORKER}
+
+Fetch = Callable[[int], tuple[list[bytes], int, bool, bool]]
+
+
+def _sse(kind: str, data: object, event_id: int | None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: ".encode() + dumps(data) + b"\n\n"
+
+
+def _alert(a) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "id": a.id,
+        "rule": a.rule,
+        "severity": a.severity,
+        "status": a.status,
+        "step": a.step,
+        "onset_step": a.onset_step,
+        "message": a.message,
+        "remedy": a.remedy,
+        "evidence": orjson.loads(a.evidence),
+        "created_at": as_utc(a.created_at).isoformat(),
+        "updated_at": as_utc(a.updated_at).isoformat(),
+    }
+
+
+def _groups(rows: list[tuple[int, str, dict]]) -> list[tuple[str, list[tuple[int, dict]]]]:
+    """Consecutive events of one kind, so that e.g. ten batches make one ``points`` event."""
+    out: list[tuple[str, list[tuple[int, dict]]]] = []
+    for i, kind, data in rows:
+        if out and out[-1][0] == kind:
+            out[-1][1].append((i, data))
+        else:
+            out.append((kind, [(i, data)]))
+    return out
+
+
+def run_messages(db: Database, run_id: str, cursor: int) -> tuple[list[bytes], int, bool, bool]:
+    """(messages, new cursor, run deleted, more waiting) for one run after ``cursor``."""
+    msgs: list[bytes] = []
+    with db.session() as s:
+        rows = events.for_run(s, run_id, cursor, BATCH)
+        for kind, items in _groups(rows):
+            last = items[-1][0]
+            if kind == "deleted":
+                msgs.append(_sse("deleted", {"id": run_id}, last))
+                return msgs, last, True, False
+            try:
+                msgs.extend(_materialize(s, run_id, kind, items, last))
+            except RunNotFound:  # deleted meanwhile: its own event follows
+                continue
+    cursor = rows[-1][0] if rows else cursor
+    return msgs, cursor, False, len(rows) == BATCH
+
+
+def _materialize(s, run_id: str, kind: str, items: list, last: int) -> list[bytes]:  # type: ignore[no-untyped-def]
+    if kind == "points":
+        spans: dict[str, list[int]] = {}
+        for _, data in items:
+            for key, (lo, hi) in data["ranges"].items():
+                span = spans.setdefault(key, [lo, hi])
+                span[0], span[1] = min(span[0], lo), max(span[1], hi)
+        series = {}
+        for key, (lo, hi) in spans.items():
+            st, va = points.read_arrays(s, run_id, key, lo, hi)
+            series[key] = {"steps": st, "values": wire(va)}
+        return [_sse("points", {"series": series}, last)]
+    if kind == "histograms":
+        seen = list(dict.fromkeys((k, st) for _, data in items for k, st in data["items"]))
+        out = []
+        for key, step in seen:
+            sid = points.series_id(s, run_id, key, "histogram")
+            for hstep, hdata in hist_store.read(s, sid, step=step) if sid else []:
+                out.append((key, hstep, hdata))
+        return [
+            _sse("histograms", {"key": k, "step": st, **d}, last if n == len(out) - 1 else None)
+            for n, (k, st, d) in enumerate(out)
+        ]
+    if kind == "alerts":
+        ids = sorted({i for _, data in items for i in data["ids"]})
+        return [_sse("alerts", [_alert(a) for a in alert_store.by_ids(s, run_id, ids)], last)]
+    if kind == "run":
+        row = run_store.get_run(s, run_id)
+        return [_sse("run", run_out(row).model_dump(mode="json"), last)]
+    return []
+
+
+def list_messages(db: Database, cursor: int) -> tuple[list[bytes], int, bool, bool]:
+    """(messages, new cursor, False, more waiting) for the run list after ``cursor``."""
+    with db.session() as s:
+        rows = events.for_run_list(s, cursor, BATCH)
+        if not rows:
+            return [], cursor, False, False
+        last = rows[-1][0]
+        latest: dict[str, str] = {}
+        for _, run_id, kind in rows:
+            latest.pop(run_id, None)
+            latest[run_id] = kind
+        changed, gone = [], []
+        for run_id, kind in latest.items():
+            if kind == "deleted":
+                gone.append(run_id)
+                continue
+            try:
+                changed.append(run_out(run_store.get_run(s, run_id)).model_dump(mode="json"))
+            except RunNotFound:
+                gone.append(run_id)
+    msgs = []
+    if changed:
+        msgs.append(_sse("runs", changed, None if gone else last))
+    msgs.extend(
+        _sse("deleted", {"id": r}, last if n == len(gone) - 1 else None) for n, r in enumerate(gone)
+    )
+    return msgs, last, False, len(rows) == BATCH
+
+
+def _cursor(db: Database, since: int | None, last_event_id: str | None) -> int:
+    if since is not None:
+        return since
+    if last_event_id and last_event_id.strip().isdigit():
+        return int(last_event_id.strip())
+    with db.session() as s:
+        return events.last_id(s)
+
+
+async def _follow(
+    fetch: Fetch, hub: Hub, topic: str, cursor: int, poll_s: float, first: list[bytes]
+) -> AsyncIterator[bytes]:
+    yield b"retry: 1000\n\n"
+    for m in first:
+        yield m
+    sent = time.monotonic()
+    with hub.subscribe(topic) as woken:
+        while True:
+            woken.clear()  # before reading: a wake-up during the read is not lost
+            try:
+                msgs, cursor, done, more = await run_in_threadpool(fetch, cursor)
+            except DatabaseBusy:
+                msgs, done, more = [], False, False
+            for m in msgs:
+                yield m
+            if msgs:
+                sent = time.monotonic()
+            if done:
+                return
+            if more:
+                continue
+            wait = poll_s if not hub.listening else PG_SAFETY_POLL_S
+            try:
+                await asyncio.wait_for(woken.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+            if time.monotonic() - sent > KEEPALIVE_S:
+                yield b": keepalive\n\n"
+                sent = time.monotonic()
+
+
+def _initial_run(db: Database, run_id: str, cursor: int) -> list[bytes]:
+    with db.session() as s:
+        row = run_store.get_run(s, run_id)  # RunNotFound -> 404 before the stream starts
+        return [_sse("run", run_out(row).model_dump(mode="json"), cursor)]
+
+
+@router.get(
+    "/api/v1/runs/{run_id}/events",
+    summary="Live stream of a run (server-sent events)",
+    description="Events `points`, `histograms`, `alerts`, `run`, `deleted`; resume with "
+    "`Last-Event-ID` or `?since=`.",
+    response_class=StreamingResponse,
+)
+async def run_events(
+    run_id: RunId,
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    since: int | None = Query(default=None, ge=0, description="resume after this event id"),
+    last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
+) -> StreamingResponse:
+    hub: Hub = request.app.state.hub
+    cursor = await run_in_threadpool(_cursor, db, since, last_event_id)
+    first = await run_in_threadpool(_initial_run, db, run_id, cursor)
+
+    def fetch(c: int) -> tuple[list[bytes], int, bool, bool]:
+        return run_messages(db, run_id, c)
+
+    stream = _follow(fetch, hub, run_id, cursor, settings.live_poll_s, first)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
+
+
+@router.get(
+    "/api/v1/events/runs",
+    summary="Live stream of the run list (server-sent events)",
+    description="Events `runs` [RunOut] for new or changed runs and `deleted` {id}; resume with "
+    "`Last-Event-ID` or `?since=`.",
+    response_class=StreamingResponse,
+)
+async def runs_events(
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    since: int | None = Query(default=None, ge=0, description="resume after this event id"),
+    last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
+) -> StreamingResponse:
+    hub: Hub = request.app.state.hub
+    cursor = await run_in_threadpool(_cursor, db, since, last_event_id)
+
+    def fetch(c: int) -> tuple[list[bytes], int, bool, bool]:
+        return list_messages(db, c)
+
+    stream = _follow(fetch, hub, ALL, cursor, settings.live_poll_s, [])
+    return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)

@@ -1,0 +1,141 @@
+"""Full-resolution export of a series or a whole run, streamed (CSV or JSON lines)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from typing import Literal
+
+import orjson
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from ..db import Database
+from ..storage import alerts as alert_store
+from ..storage import histograms as hist_store
+from ..storage import points
+from ..storage import runs as run_store
+from ..storage.blocks import Block
+from .deps import DbDep, RunId
+from .runs import run_detail
+
+router = APIRouter(prefix="/api/v1/runs", tags=["export"])
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+PAGE = 64  # blocks (up to ~130k points) read per database round trip
+
+
+def _num(x: float) -> str:
+    if x != x:
+        return '"NaN"'
+    if x in (float("inf"), float("-inf")):
+        return '"Infinity"' if x > 0 else '"-Infinity"'
+    return repr(x)
+
+
+def _csv_num(x: float) -> str:
+    return _num(x).strip('"')
+
+
+def _csv_field(text: str) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([text])
+    return buf.getvalue()
+
+
+def _point_lines(fmt: str, pre: str, b: Block) -> str:
+    if fmt == "csv":
+        return "".join(
+            f"{pre}{st},{_csv_num(v)}\n"
+            for st, v in zip(b.steps.tolist(), b.values.tolist(), strict=True)
+        )
+    return "".join(
+        f'{pre}{st},"value":{_num(v)}}}\n'
+        for st, v in zip(b.steps.tolist(), b.values.tolist(), strict=True)
+    )
+
+
+def _blocks(db: Database, sid: int) -> Iterator[Block]:
+    after = None
+    while True:
+        with db.session() as s:
+            page = points.iter_blocks(s, sid, after, PAGE)
+        yield from page
+        if len(page) < PAGE:
+            return
+        after = page[-1].first_step
+
+
+def _lines(
+    db: Database, run_id: str, series: list, hists: list, fmt: str, head: dict | None
+) -> Iterator[bytes]:
+    if fmt == "csv":
+        yield b"key,step,value\n"
+    elif head is not None:
+        yield orjson.dumps({"type": "run", **head}) + b"\n"
+    for sid, key in series:
+        if fmt == "csv":
+            pre = _csv_field(key) + ","
+        else:
+            pre = '{"type":"point","key":' + orjson.dumps(key).decode() + ',"step":'
+        for b in _blocks(db, sid):
+            yield _point_lines(fmt, pre, b).encode()
+    if fmt == "jsonl" and head is not None:
+        with db.session() as s:
+            for sid, key in hists:
+                for step, data in hist_store.read(s, sid):
+                    yield (
+                        orjson.dumps({"type": "histogram", "key": key, "step": step, **data})
+                        + b"\n"
+                    )
+            for a in alert_store.list_alerts(s, run_id):
+                yield (
+                    orjson.dumps(
+                        {
+                            "type": "alert",
+                            "rule": a.rule,
+                            "severity": a.severity,
+                            "status": a.status,
+                            "step": a.step,
+                            "onset_step": a.onset_step,
+                            "message": a.message,
+                            "remedy": a.remedy,
+                            "evidence": orjson.loads(a.evidence),
+                        }
+                    )
+                    + b"\n"
+                )
+
+
+@router.get(
+    "/{run_id}/export",
+    summary="Every point of a run or of one series, streamed as CSV or JSON lines",
+    description="`format=jsonl` (default): a `run` line, then one `point` line per point "
+    "(`key`, `step`, `value`), then `histogram` and `alert` lines. `format=csv`: "
+    "`key,step,value` rows of the scalar series. With `key`, only that series' points. "
+    "Non-finite values are `NaN`, `Infinity`, `-Infinity`.",
+    response_class=StreamingResponse,
+)
+def export(
+    run_id: RunId,
+    db: DbDep,
+    format: Literal["jsonl", "csv"] = Query(default="jsonl"),
+    key: str | None = Query(default=None, min_length=1, max_length=250),
+) -> StreamingResponse:
+    with db.session() as s:
+        head = run_detail(run_store.get_run(s, run_id)).model_dump(mode="json")
+        if key is not None:
+            sid = points.series_id(s, run_id, key)
+            series = [] if sid is None else [(sid, key)]
+            hists: list = []
+        else:
+            series = points.run_series(s, run_id, "scalar")
+            hists = points.run_series(s, run_id, "histogram")
+    name = run_id if key is None else f"{run_id}-{_SAFE.sub('_', key)}"
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    return StreamingResponse(
+        _lines(db, run_id, series, hists, format, None if key is not None else head),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}.{format}"'},
+    )

@@ -1,0 +1,76 @@
+"""``label_shift``: validation label proportions unlike the training ones."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..base import Context, Finding, Rule
+from ..stats import chi2_sf
+
+# TRAINING_PRACTICES (000): a validation label distribution very different from training is a
+# warning sign. "Very different": total variation distance > 0.1, and a chi-square test of
+# homogeneity rejects equal proportions at p < 0.001 (so small samples do not trigger it).
+TV = 0.1
+P_VALUE = 1e-3
+MIN_TRAIN = 100
+MIN_VAL = 50
+
+REMEDY = (
+    "Check how the validation set was split: it should come from the same source as the "
+    "training data (split by time window for time series, by patient for medical data), with "
+    "stratified sampling. Look at the label proportions of both sets before training."
+)
+
+
+def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
+    lab = ctx.state.labels
+    tr, va = lab.train, lab.val
+    k = max(len(tr), len(va))
+    tr, va = tr + [0.0] * (k - len(tr)), va + [0.0] * (k - len(va))
+    n_tr, n_va = sum(tr), sum(va)
+    if k < 2 or n_tr < p["min_train"] or n_va < p["min_val"]:
+        return None
+    ptr = [c / n_tr for c in tr]
+    pva = [c / n_va for c in va]
+    tv = 0.5 * sum(abs(a - b) for a, b in zip(ptr, pva, strict=True))
+    stat, dof = 0.0, -1
+    n = n_tr + n_va
+    for a, b in zip(tr, va, strict=True):
+        col = a + b
+        if col <= 0:
+            continue
+        dof += 1
+        for obs, row in ((a, n_tr), (b, n_va)):
+            exp = row * col / n
+            stat += (obs - exp) ** 2 / exp
+    pval = chi2_sf(stat, dof)
+    if tv <= p["tv"] or pval >= p["p_value"]:
+        return None
+    worst = max(range(k), key=lambda i: abs(ptr[i] - pva[i]))
+    return Finding(
+        "warning",
+        lab.val_step,
+        f"Validation labels are distributed unlike training labels: total variation distance "
+        f"{tv:.2f} (chi-square p = {pval:.1e}); class {worst} is {ptr[worst]:.1%} of training "
+        f"labels but {pva[worst]:.1%} of validation labels.",
+        REMEDY,
+        {
+            "series": ["train/labels", "val/labels"],
+            "start_step": lab.val_step,
+            "end_step": lab.val_step,
+            "tv": tv,
+            "p_value": pval,
+            "train": ptr[:50],
+            "val": pva[:50],
+        },
+    )
+
+
+RULE = Rule(
+    "label_shift",
+    "labels",
+    check,
+    {"tv": TV, "p_value": P_VALUE, "min_train": MIN_TRAIN, "min_val": MIN_VAL},
+    clear_after=1,
+    during_warmup=True,
+)

@@ -1,0 +1,1 @@
+"""Labelled training scenarios for the diagnosis engine (see ``catalog.py``)."""

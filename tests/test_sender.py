@@ -1,0 +1,118 @@
+"""The background sender with an injected transport: order, retries, the spool, never raising."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+
+from fitscope._messages import Message
+from fitscope._sender import Sender, sync_spool
+from fitscope._spool import Spool
+from fitscope._transport import Response
+
+
+class FakeServer:
+    """A transport that stores batches by id, and can be switched off."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.status = 200
+        self.stored: dict[str, dict] = {}
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def request(self, method, path, body, headers):  # noqa: ANN001, ANN201
+        with self.lock:
+            self.calls += 1
+            if not self.up:
+                raise OSError("connection refused")
+            payload = json.loads(gzip.decompress(body))
+            if self.status != 200:
+                return Response(self.status, b'{"detail": "no"}')
+            key = payload.get("batch_id") or f"{method} {path}"
+            self.stored.setdefault(key, payload)
+            return Response(200, b'{"alerts": []}')
+
+    def close(self) -> None:
+        pass
+
+
+def _batch(i: int) -> Message:
+    m = Message("POST", "/api/v1/runs/r/batches", {}, kind="points")
+    m.payload = {"batch_id": m.id, "scalars": {"x": {"steps": [i], "values": [float(i)]}}}
+    return m
+
+
+def _wait(cond, timeout=5.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_delivers_in_order(tmp_path):
+    srv = FakeServer()
+    s = Sender("r", srv, Spool(tmp_path), interval=0.01)
+    s.start()
+    msgs = [_batch(i) for i in range(20)]
+    for m in msgs:
+        s.submit(m)
+    assert s.close(timeout=5) == 0
+    assert [k for k in srv.stored] == [m.id for m in msgs]
+
+
+def test_server_down_spools_then_replays_everything_once(tmp_path):
+    srv = FakeServer()
+    srv.up = False
+    spool = Spool(tmp_path)
+    s = Sender("r", srv, spool, interval=0.01, max_backoff=0.05)
+    s.start()
+    msgs = [_batch(i) for i in range(30)]
+    for m in msgs:
+        s.submit(m)
+    _wait(lambda: spool.count("r") == 30)
+    assert spool.count("r") == 30 and not srv.stored
+    srv.up = True
+    _wait(lambda: len(srv.stored) == 30)
+    assert s.close(timeout=5) == 0
+    assert list(srv.stored) == [m.id for m in msgs]
+
+
+def test_unsent_messages_stay_in_the_spool_at_close_and_sync_sends_them(tmp_path):
+    srv = FakeServer()
+    srv.up = False
+    spool = Spool(tmp_path)
+    s = Sender("r", srv, spool, interval=0.01)
+    s.start()
+    for i in range(5):
+        s.submit(_batch(i))
+    assert s.close(timeout=0.5) == 5
+    srv.up = True
+    sent, rejected, left = sync_spool(spool, srv)
+    assert (sent, rejected, left) == (5, 0, 0)
+    assert len(srv.stored) == 5
+
+
+def test_a_permanent_4xx_is_not_retried_forever(tmp_path, capsys):
+    srv = FakeServer()
+    srv.status = 422
+    s = Sender("r", srv, Spool(tmp_path), interval=0.01)
+    s.start()
+    s.submit(_batch(1))
+    assert s.close(timeout=2) == 0
+    assert s.rejected == 1 and srv.calls == 1
+    assert "rejected" in capsys.readouterr().err
+
+
+def test_unwritable_spool_drops_and_counts_without_raising(tmp_path):
+    srv = FakeServer()
+    srv.up = False
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    s = Sender("r", srv, Spool(blocker / "spool"), interval=0.01)
+    s.start()
+    for i in range(3):
+        s.submit(_batch(i))
+    s.close(timeout=0.5)
+    assert s.dropped == 3

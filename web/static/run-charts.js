@@ -1,0 +1,175 @@
+"use strict";
+// The run page's charts, drawn from the page state (see run.js). A chart is redrawn only when
+// something it shows changed. All step charts share one zoom range.
+fs.runCharts = (() => {
+  const LINE = {
+    loss: { match: (k) => k === "train/loss" || k === "val/loss", allAlerts: true },
+    acc: { match: (k) => k.endsWith("/accuracy") },
+    grad: { match: (k) => k === "grad_norm/total" },
+    lr: { match: (k) => k.startsWith("lr/") },
+    other: { match: (k, st) => k === st.otherKey },
+  };
+  const STEP_CHARTS = ["loss", "acc", "grad", "layers", "lr", "other", "evo"];
+  const LAYER_PREFIX = "grad_norm/";
+  const LOG_DEFAULT = { grad: true, acc: false, lr: false }; // others: automatic (fs.plots.autoLog)
+  const drawn = {}; // chart id -> signature of what it shows
+
+  function colorFor(t, key) {
+    const p = t.palette;
+    const fixed = { "train/loss": 0, "val/loss": 1, "val/accuracy": 2, "train/accuracy": 0, "grad_norm/total": 4 };
+    if (key in fixed) return p[fixed[key] % p.length];
+    const m = /^lr\/(\d+)$/.exec(key);
+    if (m) return p[(Number(m[1]) + 3) % p.length];
+    return p[5 % p.length];
+  }
+
+  function isLayerKey(k) {
+    return k.startsWith(LAYER_PREFIX) && k !== "grad_norm/total";
+  }
+
+  function layerKeys(st) {
+    const keys = [...st.keys.keys()].filter(isLayerKey);
+    const order = Object.keys(((st.run || {}).config || {}).fitscope?.layers || {});
+    const rank = new Map(order.map((name, i) => [LAYER_PREFIX + name, i]));
+    return keys.sort((a, b) => (rank.get(a) ?? 1e9) - (rank.get(b) ?? 1e9) || a.localeCompare(b));
+  }
+
+  function relevantAlerts(st, keys, all) {
+    const out = [];
+    for (const a of st.alerts.values()) {
+      const series = (a.evidence && a.evidence.series) || [];
+      if (all || series.some((k) => keys.includes(k))) out.push(a);
+    }
+    return out;
+  }
+
+  // Hides a chart with nothing to show (its note says why). Returns whether it stays hidden;
+  // a chart shown again is resized, since Plotly cannot measure a hidden element.
+  function showEmpty(id, empty) {
+    const card = document.getElementById(`card-${id}`);
+    const was = card.classList.contains("empty");
+    card.classList.toggle("empty", empty);
+    card.querySelector(".empty-note").hidden = !empty;
+    const div = document.getElementById(`chart-${id}`);
+    if (was && !empty && div.classList.contains("js-plotly-plot")) setTimeout(() => Plotly.Plots.resize(div), 0);
+    return empty;
+  }
+
+  function changed(id, sig) {
+    if (drawn[id] === sig) return false;
+    drawn[id] = sig;
+    return true;
+  }
+
+  function common(st) {
+    return `${st.themeVersion}|${st.range}|${st.alertsVersion}|${st.selected}|${[...st.highlight]}`;
+  }
+
+  function init(handlers) {
+    return (div) => {
+      div.on("plotly_relayout", (ev) => {
+        const r = fs.plots.relayoutRange(ev);
+        if (r) handlers.onRange(r === "auto" ? null : r);
+      });
+      div.on("plotly_click", (ev) => {
+        const p = ev && ev.points && ev.points[0];
+        if (!p) return;
+        if (p.data && p.data.meta && p.data.meta.role === "alerts") handlers.onAlert(p.customdata);
+        else if (div.id === "chart-evo" && Number.isFinite(p.x)) handlers.onEval(p.x);
+      });
+    };
+  }
+
+  function drawLine(id, st, t, handlers) {
+    const spec = LINE[id];
+    const keys = [...st.series.keys()].filter((k) => spec.match(k, st)).sort();
+    const withData = keys.filter((k) => st.series.get(k).x.length);
+    const sig = `${common(st)}|${st.smoothing}|${st.log[id]}|${withData.map((k) => `${k}:${st.series.get(k).version}`)}`;
+    if (!changed(id, sig)) return;
+    const noAlerts = relevantAlerts(st, keys, spec.allAlerts).length === 0;
+    if (showEmpty(id, withData.length === 0 && noAlerts)) return;
+    const traces = [];
+    for (const k of withData) {
+      const s = st.series.get(k);
+      traces.push(...fs.plots.seriesTraces(t, k, s.view(), {
+        color: colorFor(t, k), smoothing: st.smoothing,
+        markers: k.startsWith("val/") && s.x.length < 300,
+        width: st.highlight.has(k) ? 3 : 1.6,
+      }));
+    }
+    const log = st.log[id] ?? LOG_DEFAULT[id] ?? fs.plots.autoLog(traces);
+    const box = document.querySelector(`input[data-log="${id}"]`);
+    if (box) box.checked = log;
+    const decor = fs.plots.alertDecor(t, relevantAlerts(st, keys, spec.allAlerts), st.selected);
+    if (decor.trace) traces.push(decor.trace);
+    const yRange = st.range ? fs.plots.fitY(traces, st.range[0], st.range[1], log) : null;
+    const lay = fs.plots.layout(t, { log, range: st.range, yRange });
+    lay.shapes = decor.shapes;
+    const card = document.getElementById(`card-${id}`);
+    card.classList.toggle("evidence", keys.some((k) => st.highlight.has(k)));
+    fs.plots.draw(document.getElementById(`chart-${id}`), traces, lay, init(handlers));
+  }
+
+  function drawLayers(st, t, handlers) {
+    const keys = layerKeys(st).filter((k) => st.series.has(k));
+    const sig = `${common(st)}|${keys.map((k) => `${k}:${st.series.get(k).version}`)}`;
+    if (!changed("layers", sig)) return;
+    const layers = keys.map((k) => ({ key: k, name: k.slice(LAYER_PREFIX.length), view: st.series.get(k).view() }));
+    const fig = fs.heatmap.figure(t, layers, { range: st.range, highlight: st.highlight });
+    showEmpty("layers", !fig);
+    document.getElementById("card-layers").classList.toggle("evidence", keys.some((k) => st.highlight.has(k)));
+    if (!fig) return;
+    const div = document.getElementById("chart-layers");
+    div.style.height = `${fig.layout.height}px`;
+    fs.plots.draw(div, fig.data, fig.layout, init(handlers));
+  }
+
+  function calibStats(st) {
+    const hs = st.hists.get("val/confidence") || [];
+    if (!st._calib || st._calib.n !== hs.length || st._calib.v !== st.histVersion) {
+      st._calib = { n: hs.length, v: st.histVersion, stats: hs.map(fs.calibration.stats) };
+    }
+    return st._calib.stats;
+  }
+
+  function drawCalibration(st, t, handlers) {
+    const all = calibStats(st);
+    const sig = `${st.themeVersion}|${st.histVersion}|${st.evalStep}|${st.range}`;
+    if (!changed("calib-group", sig)) return;
+    const empty = all.length === 0;
+    for (const id of ["conf", "calib", "evo"]) showEmpty(id, empty);
+    const select = document.getElementById("conf-eval");
+    if (empty) {
+      select.replaceChildren();
+      return;
+    }
+    const chosen = all.find((s) => s.step === st.evalStep) || all[all.length - 1];
+    select.replaceChildren(...all.map((s, i) => fs.el("option", { value: String(s.step), selected: s === chosen },
+      `step ${s.step}${i === all.length - 1 ? " (latest)" : ""}`)));
+    document.getElementById("conf-step").textContent = `at step ${chosen.step}${chosen === all[all.length - 1] ? " (latest evaluation)" : ""}`;
+    document.getElementById("calib-ece").textContent = chosen.ece === null ? "" : `ECE ${fs.pct(chosen.ece)}`;
+    const h = fs.calibration.histogramFigure(t, chosen);
+    fs.plots.draw(document.getElementById("chart-conf"), h.data, h.layout);
+    const r = fs.calibration.reliabilityFigure(t, chosen);
+    fs.plots.draw(document.getElementById("chart-calib"), r.data, r.layout);
+    const e = fs.calibration.evolutionFigure(t, all, st.range);
+    e.layout.shapes = [{
+      type: "line", xref: "x", yref: "paper", x0: chosen.step, x1: chosen.step, y0: 0, y1: 1,
+      line: { color: t.fg, width: 1, dash: "dot" },
+    }];
+    fs.plots.draw(document.getElementById("chart-evo"), e.data, e.layout, init(handlers));
+  }
+
+  function drawAll(st, handlers) {
+    const t = fs.theme();
+    for (const id of Object.keys(LINE)) drawLine(id, st, t, handlers);
+    drawLayers(st, t, handlers);
+    drawCalibration(st, t, handlers);
+  }
+
+  function forget() {
+    for (const k of Object.keys(drawn)) delete drawn[k];
+  }
+
+  return { LINE, STEP_CHARTS, colorFor, isLayerKey, layerKeys, calibStats, drawAll, forget };
+})();

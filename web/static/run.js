@@ -1,0 +1,337 @@
+"use strict";
+// A run's page: loads the run, keeps it live (push stream, else polling), and holds the state
+// that the charts (run-charts.js), the alerts panel and the header are drawn from. The URL holds
+// the view (?chart=loss&x0=..&x1=..&alert=..&smooth=..&log=..), so every view is a link.
+(() => {
+  const runId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
+  const MAX_POINTS = 2000; // per series and view; the server keeps each bucket's min and max
+  const LAYER_POINTS = 300; // per layer in the heatmap
+  const CONFIDENCE = "val/confidence";
+  const $ = (id) => document.getElementById(id);
+
+  const st = {
+    runId, run: null, keys: new Map(), series: new Map(), hists: new Map(), alerts: new Map(),
+    alertsVersion: 0, histVersion: 0, themeVersion: 0, range: null, smoothing: 0,
+    log: {}, selected: null, // log: chart id -> true/false where the user chose; else automatic
+    highlight: new Set(), otherKey: null, evalStep: null,
+  };
+  let live = null;
+  let ticks = 0;
+  let configShown = "";
+
+  async function inBatches(items, fn, n = 6) {
+    const queue = [...items];
+    const worker = async () => { while (queue.length) await fn(queue.shift()).catch((e) => console.warn(e)); };
+    await Promise.all(Array.from({ length: Math.min(n, queue.length) }, worker));
+  }
+
+  function wanted(key) {
+    return Object.values(fs.runCharts.LINE).some((c) => c.match(key, st)) || fs.runCharts.isLayerKey(key);
+  }
+
+  async function ensureSeries(key) {
+    if (st.series.has(key)) return;
+    const s = new fs.Series(runId, key, fs.runCharts.isLayerKey(key) ? LAYER_POINTS : MAX_POINTS);
+    st.series.set(key, s);
+    await s.load();
+    if (st.range && s.needsDetail(...st.range)) await s.loadDetail(...st.range);
+    schedule();
+  }
+
+  function upsertHist(key, h) {
+    const list = st.hists.get(key) || [];
+    const i = list.findIndex((x) => x.step === h.step);
+    if (i >= 0) list[i] = h;
+    else {
+      list.push(h);
+      list.sort((a, b) => a.step - b.step);
+    }
+    st.hists.set(key, list);
+    st.histVersion++;
+  }
+
+  async function loadHists(key) {
+    const have = st.hists.get(key) || [];
+    const after = have.length ? have[have.length - 1].step : -1;
+    const d = await fs.api(fs.runPath(runId, `/histograms?key=${encodeURIComponent(key)}&after=${after}`));
+    for (const h of d.histograms) upsertHist(key, h);
+  }
+
+  async function refreshKeys() {
+    const keys = await fs.api(fs.runPath(runId, "/keys"));
+    for (const k of keys) st.keys.set(k.key, k);
+    if (!st.otherKey) st.otherKey = defaultOtherKey();
+    renderOtherKeys();
+    const load = keys.filter((k) => k.kind === "scalar" && wanted(k.key) && !st.series.has(k.key)).map((k) => k.key);
+    await Promise.all([inBatches(load, ensureSeries), st.keys.has(CONFIDENCE) ? loadHists(CONFIDENCE) : null]);
+  }
+
+  function setAlerts(list, replace) {
+    if (replace) st.alerts = new Map();
+    for (const a of list) st.alerts.set(a.id, a);
+    st.alertsVersion++;
+    renderAlerts();
+    renderHealth();
+    schedule();
+  }
+
+  async function refreshRun() {
+    st.run = await fs.api(fs.runPath(runId));
+    renderHeader();
+    const cfg = JSON.stringify(st.run.config);
+    if (cfg !== configShown) {
+      configShown = cfg;
+      fs.config.render($("config"), st.run.config, $("config-filter").value);
+    }
+  }
+
+  // One round of the polling fallback (and the catch-up after the stream (re)connects).
+  async function poll() {
+    ticks++;
+    await refreshRun();
+    if (ticks % 3 === 1) await refreshKeys();
+    // per-layer series are many and only feed the heatmap: poll them less often
+    const tails = [...st.series.values()].filter((s) => !fs.runCharts.isLayerKey(s.key) || ticks % 5 === 0);
+    await inBatches(tails, (s) => s.pollTail());
+    if (st.keys.has(CONFIDENCE)) await loadHists(CONFIDENCE);
+    setAlerts(await fs.api(fs.runPath(runId, "/alerts")), false); // alerts change, never vanish
+    schedule();
+    if (st.run.status !== "running") stopLive();
+  }
+
+  const stream = {
+    points(d) {
+      for (const [key, p] of Object.entries(d.series || {})) {
+        const s = st.series.get(key);
+        if (s && s.loaded) s.append(p.steps, p.values);
+        else if (!st.keys.has(key)) {
+          st.keys.set(key, { key, kind: "scalar", count: p.steps.length });
+          renderOtherKeys();
+          if (wanted(key)) ensureSeries(key).catch((e) => console.warn(e));
+        }
+      }
+      schedule();
+    },
+    histograms(d) {
+      for (const h of Array.isArray(d) ? d : [d]) {
+        if (!st.keys.has(h.key)) st.keys.set(h.key, { key: h.key, kind: "histogram", count: 1 });
+        upsertHist(h.key, h);
+      }
+      schedule();
+    },
+    alerts(list) {
+      setAlerts(Array.isArray(list) ? list : [list], false);
+    },
+    deleted() {
+      stopLive();
+      $("run-status").textContent = "deleted";
+      $("health-line").textContent = "This run was deleted; what is shown is what was loaded before.";
+    },
+    run(r) {
+      st.run = { ...st.run, ...r };
+      renderHeader();
+      if (r.status !== "running") live && live.pollNow().then(stopLive);
+    },
+  };
+
+  function startLive() {
+    if (live) return;
+    live = fs.live.subscribe({
+      url: fs.runPath(runId, "/events"), handlers: stream, poll, interval: 1000, onMode: renderMode,
+      safety: async () => setAlerts(await fs.api(fs.runPath(runId, "/alerts")), false),
+    });
+  }
+
+  function stopLive() {
+    if (!live) return;
+    live.stop();
+    live = null;
+  }
+
+  // --- drawing -------------------------------------------------------------------------------
+  let drawTimer = null;
+  function schedule() {
+    if (drawTimer) return;
+    drawTimer = setTimeout(() => {
+      drawTimer = null;
+      fs.runCharts.drawAll(st, handlers);
+      renderStats();
+    }, 60);
+  }
+
+  const fetchDetails = fs.debounce(async () => {
+    if (!st.range) return;
+    const need = [...st.series.values()].filter((s) => s.loaded && s.needsDetail(...st.range));
+    await inBatches(need, (s) => s.loadDetail(...st.range));
+    schedule();
+  }, 150);
+
+  function setRange(r) {
+    const next = r ? [Math.floor(r[0]), Math.ceil(r[1])] : null;
+    if (String(next) === String(st.range)) return;
+    st.range = next;
+    if (!next) for (const s of st.series.values()) s.clearDetail();
+    fs.setParams({ x0: next ? next[0] : null, x1: next ? next[1] : null });
+    $("x0").value = next ? next[0] : "";
+    $("x1").value = next ? next[1] : "";
+    $("range-note").textContent = next ? `showing steps ${next[0]}–${next[1]}` : "";
+    updateLinks();
+    schedule();
+    fetchDetails();
+  }
+
+  function selectAlert(id) {
+    const a = st.alerts.get(Number(id));
+    if (!a) return;
+    if (st.selected === a.id) {
+      st.selected = null;
+      st.highlight = new Set();
+      fs.setParams({ alert: null });
+      setRange(null);
+    } else {
+      st.selected = a.id;
+      st.highlight = new Set((a.evidence && a.evidence.series) || []);
+      fs.setParams({ alert: a.id });
+      setRange(fs.alerts.zoomRange(a));
+    }
+    st.alertsVersion++;
+    renderAlerts();
+    schedule();
+  }
+
+  const handlers = {
+    onRange: (r) => setRange(r),
+    onAlert: (id) => selectAlert(id),
+    onEval: (step) => { st.evalStep = step; fs.setParams({ eval: step }); schedule(); },
+  };
+
+  // --- page parts (run-panels.js draws them) --------------------------------------------------
+  const renderMode = (mode) => fs.runPanels.mode(mode);
+  const renderHeader = () => fs.runPanels.header(st.run);
+  const renderHealth = () => fs.runPanels.health(st, selectAlert);
+  const renderAlerts = () => fs.runPanels.alerts(st, selectAlert);
+  const renderStats = () => fs.runPanels.stats(st);
+
+  function renderOtherKeys() {
+    const sel = $("other-key");
+    const keys = [...st.keys.values()].filter((k) => k.kind === "scalar").map((k) => k.key).sort();
+    if (sel.options.length === keys.length) return;
+    sel.replaceChildren(...keys.map((k) => fs.el("option", { value: k, selected: k === st.otherKey }, k)));
+  }
+
+  function defaultOtherKey() {
+    const scalars = [...st.keys.values()].filter((k) => k.kind === "scalar").map((k) => k.key).sort();
+    const shown = (k) => ["loss", "acc", "grad", "lr"].some((id) => fs.runCharts.LINE[id].match(k, st)) || fs.runCharts.isLayerKey(k);
+    return scalars.find((k) => !shown(k) && !k.startsWith("param_norm/"))
+      || scalars.find((k) => k === "param_norm/total") || scalars.find((k) => !shown(k)) || null;
+  }
+
+  function updateLinks() {
+    for (const a of document.querySelectorAll("a.chart-link")) {
+      const p = fs.params();
+      p.set("chart", a.dataset.link);
+      a.href = `${location.pathname}?${p}`;
+      a.setAttribute("aria-label", `link to this chart${st.range ? ` at steps ${st.range[0]}–${st.range[1]}` : ""}`);
+    }
+  }
+
+  function wireControls() {
+    $("smoothing").addEventListener("input", (e) => {
+      st.smoothing = Number(e.target.value);
+      $("smoothing-out").textContent = st.smoothing.toFixed(2);
+      fs.setParams({ smooth: st.smoothing || null });
+      updateLinks();
+      schedule();
+    });
+    for (const box of document.querySelectorAll("input[data-log]")) {
+      box.addEventListener("change", () => {
+        st.log[box.dataset.log] = box.checked;
+        fs.setParams({ log: Object.entries(st.log).map(([k, on]) => (on ? k : `-${k}`)).join(",") });
+        updateLinks();
+        schedule();
+      });
+    }
+    $("controls").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const a = Number($("x0").value), b = Number($("x1").value);
+      if ($("x0").value !== "" && $("x1").value !== "" && b > a) setRange([a, b]);
+    });
+    $("reset-zoom").addEventListener("click", () => {
+      st.selected = null;
+      st.highlight = new Set();
+      fs.setParams({ alert: null });
+      renderAlerts();
+      setRange(null);
+    });
+    $("other-key").addEventListener("change", (e) => {
+      st.otherKey = e.target.value;
+      fs.setParams({ key: st.otherKey });
+      ensureSeries(st.otherKey).catch((err) => console.warn(err));
+      schedule();
+    });
+    $("conf-eval").addEventListener("change", (e) => handlers.onEval(Number(e.target.value)));
+    $("config-filter").addEventListener("input", (e) => fs.config.render($("config"), st.run ? st.run.config : {}, e.target.value));
+    for (const a of document.querySelectorAll("a.chart-link")) {
+      a.addEventListener("click", (e) => {
+        e.preventDefault();
+        fs.setParams({ chart: a.dataset.link });
+        if (navigator.clipboard) navigator.clipboard.writeText(location.href).catch(() => {});
+        $(`card-${a.dataset.link}`).focus();
+      });
+    }
+    window.addEventListener("fitscope:theme", () => { st.themeVersion++; schedule(); });
+  }
+
+  function readParams() {
+    const p = fs.params();
+    const x0 = Number(p.get("x0")), x1 = Number(p.get("x1"));
+    if (p.get("x0") !== null && p.get("x1") !== null && x1 > x0) {
+      st.range = [x0, x1];
+      $("x0").value = x0;
+      $("x1").value = x1;
+      $("range-note").textContent = `showing steps ${x0}–${x1}`;
+    }
+    const sm = Number(p.get("smooth"));
+    if (sm > 0 && sm < 1) {
+      st.smoothing = sm;
+      $("smoothing").value = sm;
+      $("smoothing-out").textContent = sm.toFixed(2);
+    }
+    for (const item of (p.get("log") || "").split(",").filter(Boolean)) {
+      if (item.startsWith("-")) st.log[item.slice(1)] = false;
+      else st.log[item] = true;
+    }
+    if (p.get("key")) st.otherKey = p.get("key");
+    if (p.get("eval")) st.evalStep = Number(p.get("eval"));
+  }
+
+  async function start() {
+    readParams();
+    wireControls();
+    updateLinks();
+    try {
+      await refreshRun();
+    } catch (err) {
+      $("run-name").textContent = err.status === 404 ? "No such run" : "Could not load this run";
+      $("health-line").textContent = String(err.message || err);
+      return;
+    }
+    await Promise.all([refreshKeys(), fs.api(fs.runPath(runId, "/alerts")).then((l) => setAlerts(l, true))]);
+    if (st.otherKey) ensureSeries(st.otherKey).catch((e) => console.warn(e));
+    const p = fs.params();
+    if (p.get("alert") && st.alerts.has(Number(p.get("alert")))) {
+      const a = st.alerts.get(Number(p.get("alert")));
+      st.selected = a.id;
+      st.highlight = new Set((a.evidence && a.evidence.series) || []);
+      if (!st.range) setRange(fs.alerts.zoomRange(a));
+      renderAlerts();
+    }
+    if (st.range) fetchDetails();
+    schedule();
+    const chart = p.get("chart") && $(`card-${p.get("chart")}`);
+    if (chart) setTimeout(() => { chart.scrollIntoView({ block: "start" }); chart.focus({ preventScroll: true }); }, 100);
+    if (st.run.status !== "finished") startLive();
+  }
+
+  start();
+})();
