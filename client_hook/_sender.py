@@ -131,6 +131,9 @@ class Sender:
             with self._lock:
                 pending = bool(self._queue)
             if not pending and not self._spool.count(self.run_id):
+                # ours is delivered: spend what is left of the deadline on earlier runs' spool
+                if not self._replayed_others and not self._auth_failed:
+                    self._replay_older_runs(final=True)
                 return
             wait = min(self._backoff, self._deadline - self._clock())
             if wait <= 0 or self._auth_failed:  # waiting will not fix a wrong token
@@ -180,14 +183,20 @@ class Sender:
                 if self._queue and self._queue[0] is head:
                     self._queue.popleft()
 
-    def _replay_older_runs(self) -> None:
-        """Deliver what earlier processes left in the spool (the server stores each message once)."""
+    def _replay_older_runs(self, final: bool = False) -> None:
+        """Deliver what earlier processes left in the spool (the server stores each message once).
+
+        While training this happens before our own messages, so order is kept; a run that
+        finishes before its first send does it after its own messages, within the deadline.
+        """
         for run_id in self._spool.runs():
             if run_id == self.run_id:
                 continue
             for path, spooled in self._spool.read(run_id):
-                if spooled.created >= self._started_at or self._stop.is_set():
+                if spooled.created >= self._started_at or self._past_deadline(final):
                     break
+                if self._stop.is_set() and not final:
+                    return
                 if not self._send(spooled):
                     return
                 Spool.remove(path)

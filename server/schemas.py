@@ -119,6 +119,9 @@ class SeriesOut(BaseModel):
     max: list[WireFloat] | None = Field(default=None, description="per point, when reduced")
     reduced: bool = False
     total: int = Field(description="points in the requested range before reduction")
+    last_step: int | None = Field(
+        default=None, description="the highest step in the range; null when it is empty"
+    )
 
 
 class HistogramOut(BaseModel):

@@ -40,6 +40,8 @@ def test_million_points_reduced_spike_visible_zoom_fetches_detail(server, browse
 
     line = trace(page, "chart-loss", "line", "train/loss")
     assert line is not None and 1000 <= len(line["x"]) <= 2100  # reduced, not a million
+    # the live tail starts after the last step the reduction covers, not its last bucket's start
+    assert all(f"after={N}" in u for u in requests if "after=" in u), requests
     band = page.evaluate(
         "() => document.getElementById('chart-loss').data"
         ".filter(t => t.meta && t.meta.role === 'band').map(t => Array.from(t.y))"

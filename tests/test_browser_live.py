@@ -63,14 +63,15 @@ def test_run_page_live_curves_alert_and_zoom(server, browser, tmp_path):
         page.wait_for_url(f"**/runs/{run_id}")
         chart_ready(page, "chart-loss")
 
-        # the curves grow without a reload
-        first = _points(page)
-        page.wait_for_function(
-            f"() => (document.getElementById('chart-loss').data || []).some("
-            f"t => t.meta && t.meta.key === 'train/loss' && t.meta.role === 'line' && t.x.length > {first})",
-            timeout=10_000,
+        # the curves grow without a reload (the page may open before the first point arrives)
+        grows = (
+            "(n) => (document.getElementById('chart-loss').data || []).some("
+            "t => t.meta && t.meta.key === 'train/loss' && t.meta.role === 'line' && t.x.length > n)"
         )
+        page.wait_for_function(grows, arg=0, timeout=10_000)
+        first = _points(page)
         assert first > 0
+        page.wait_for_function(grows, arg=first, timeout=10_000)
         for chart in ("chart-grad", "chart-lr"):
             assert page.evaluate(f"() => document.getElementById('{chart}').data.length") >= 1
         assert page.locator("#run-name").inner_text() == "<b>slow</b> run"

@@ -69,7 +69,7 @@ def test_a_one_step_spike_is_in_every_reduction(big):
         assert r.status_code == 200
         assert "db;dur=" in r.headers["server-timing"]
         got = r.json()
-        assert got["reduced"] is True and got["total"] == N
+        assert got["reduced"] is True and got["total"] == N and got["last_step"] == N
         assert 0 < len(got["steps"]) <= max_points
         assert max(got["max"]) == 50.0 and min(got["min"]) == -20.0
         i = int(np.searchsorted(got["steps"], SPIKE_AT, side="right")) - 1
@@ -83,6 +83,7 @@ def test_zoomed_range_is_full_detail_and_reducible(big):
     params = {"key": "grad_norm/total", "start": SPIKE_AT - 500, "end": SPIKE_AT + 499}
     got = client.get("/api/v1/runs/big/series", params=params).json()
     assert got["reduced"] is False and got["steps"] == list(range(SPIKE_AT - 500, SPIKE_AT + 500))
+    assert got["last_step"] == SPIKE_AT + 499
     assert got["values"][500] == 50.0
     assert got["values"] == pytest.approx(values[SPIKE_AT - 501 : SPIKE_AT + 499].tolist())
     for max_points in (60, 2000):  # block and chunk summaries, cut by the range's edges
@@ -93,7 +94,7 @@ def test_zoomed_range_is_full_detail_and_reducible(big):
             "max_points": max_points,
         }
         red = client.get("/api/v1/runs/big/series", params=wide).json()
-        assert red["reduced"] is True and red["total"] == 800_000
+        assert red["reduced"] is True and red["total"] == 800_000 and red["last_step"] == 900_000
         assert red["steps"][0] == 100_001 and max(red["max"]) == 50.0
         _check_buckets(red, steps, values, lo_step=100_001, hi_step=900_000)
 

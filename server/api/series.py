@@ -54,7 +54,8 @@ def list_keys(run_id: RunId, db: DbDep) -> list[KeyOut]:
     description="Every point in step order, or with `max_points` a reduction to at most that many "
     "points that keeps each bucket's exact `min` and `max`, so no spike is hidden. "
     "`start`/`end` restrict to a step range (inclusive) at full detail; `after` returns only "
-    "points after a step.",
+    "points after a step. `last_step` is the highest step in the range (also when reduced: "
+    "the reduction's own steps are bucket starts), so `after=last_step` continues it.",
 )
 def get_series(
     run_id: RunId,
@@ -83,9 +84,11 @@ def get_series(
     t1 = time.perf_counter()
     if max_points is not None and units is not None:
         total = int(units.n.sum())
+        last_step = units.last_step
         reduced = reduce_units(*units.fields(), max_points)
     else:
         total = len(steps)
+        last_step = int(steps[-1]) if total else None
         if max_points is not None and total > max_points:
             reduced = reduce_points(steps, values, max_points)
     t2 = time.perf_counter()
@@ -98,6 +101,7 @@ def get_series(
             "max": wire(reduced["max"]),
             "reduced": True,
             "total": total,
+            "last_step": last_step,
         }
     else:
         body = {
@@ -108,6 +112,7 @@ def get_series(
             "max": None,
             "reduced": False,
             "total": total,
+            "last_step": last_step,
         }
     resp = JSONOut(body)
     t3 = time.perf_counter()

@@ -9,7 +9,7 @@ min/max, since summaries combine exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ class Units:
     total: np.ndarray
     nfinite: np.ndarray
     nnan: np.ndarray
+    last_step: int | None = field(default=None, init=False)  # the highest step covered
 
     def fields(
         self,
@@ -97,16 +98,19 @@ def units(s: Session, m: Meta, start: int | None, end: int | None, level: str) -
             parts.append(_block_level(m, whole))
         else:
             parts.append(_chunk_level(s, m, whole, start, end))
+    last = [int(m.last[whole].max())] if whole.any() else []
     edge = m.ids[~whole].tolist()
     if edge:
-        st, va = blocks.concat(load(s, BLOCKS.c.id.in_(edge)))
-        parts.append(_point_units(*clip(st, va, start, end)))
+        st, va = clip(*blocks.concat(load(s, BLOCKS.c.id.in_(edge))), start, end)
+        parts.append(_point_units(st, va))
+        last += [int(st.max())] if len(st) else []
     if not parts:
         parts.append(_point_units(*blocks.concat([])))
     u = Units(*(np.concatenate(col) for col in zip(*(p.fields() for p in parts), strict=True)))
     if len(parts) > 1:
         order = np.argsort(u.first_step, kind="stable")
         u = Units(*(f[order] for f in u.fields()))
+    u.last_step = max(last) if last else None
     return u
 
 

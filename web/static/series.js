@@ -12,6 +12,7 @@ fs.Series = class Series {
     this.lo = []; // null where the point is a raw point (min = max = value)
     this.hi = [];
     this.total = 0;
+    this.covered = -1; // the highest step the overview covers (a reduction's x are bucket starts)
     this.reduced = false;
     this.detail = null; // {x0, x1, x, y, lo, hi, reduced}
     this.loaded = false;
@@ -34,16 +35,17 @@ fs.Series = class Series {
       hi: reduced ? fs.decode(data.max) : y.map(() => null),
       reduced,
       total: data.total,
+      last: data.last_step ?? (data.steps.length ? data.steps[data.steps.length - 1] : -1),
     };
   }
 
   get lastStep() {
-    return this.x.length ? this.x[this.x.length - 1] : -1;
+    return Math.max(this.covered, this.x.length ? this.x[this.x.length - 1] : -1);
   }
 
   async load() {
     const d = Series.unpack(await fs.api(this.url(`max_points=${this.maxPoints}`)));
-    const last = d.x.length ? d.x[d.x.length - 1] : -1;
+    const last = d.last;
     const keep = []; // live points that arrived while the reduction was on its way
     for (let i = 0; i < this.x.length; i++) if (this.x[i] > last) keep.push(i);
     const tail = keep.map((i) => [this.x[i], this.y[i]]);
@@ -53,6 +55,7 @@ fs.Series = class Series {
     this.hi = d.hi;
     this.reduced = d.reduced;
     this.total = d.total;
+    this.covered = d.last;
     this.loaded = true;
     this._overviewAt = Date.now();
     this.version++;
