@@ -23,6 +23,7 @@ reads, one ``detach`` and the norm pass, because their cost is paid every step.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,7 @@ class Watcher:
         self._Tensor = torch.Tensor
         self._grad_on = torch.is_grad_enabled
         self._compiling = getattr(torch.compiler, "is_compiling", None) or (lambda: False)
+        self._now = time.monotonic
         self.rec = recorder
         self.model = model
         self.optimizer = _facts.unwrap_optimizer(optimizer)
@@ -90,8 +92,7 @@ class Watcher:
         self._all_grads = True
         self._scaler = False  # a GradScaler steps this optimizer
         self._extras: list[Any] = []  # (name, tensor) single values for the coming step's row
-        self._lrs: list = []
-        self._wds: list = []
+        self._lrs: list = []  # (lr, weight decay) of each group at the last step
         self._tensor_lr = False
         self._eval: ev.EvalPass | None = None
         self._no_step = self.optimizer is None
@@ -379,10 +380,9 @@ class Watcher:
         micro, self._micro = self._micro, []
         scalars.extend(micro)
         groups = optimizer.param_groups
-        lrs = [g["lr"] for g in groups]
-        wds = [g.get("weight_decay") for g in groups]
-        if self._tensor_lr or lrs != self._lrs or wds != self._wds:
-            self._hyper(lrs, wds)
+        lrs = [(g["lr"], g.get("weight_decay")) for g in groups]
+        if self._tensor_lr or lrs != self._lrs:
+            self._hyper(lrs)
         n_pnorms = 0
         if (step == 1 or step % PARAM_NORM_EVERY == 0) and self.params:
             with self._torch.no_grad():
@@ -401,12 +401,15 @@ class Watcher:
                 self._send_facts()
         if step - self._labels_step >= LABELS_EVERY:
             self._emit_train_labels()
-        if rec.due():
+        # rec.due() inlined: this runs every step, with cold caches after backward
+        if self._now() >= rec.next_flush or len(scalars) >= rec.max_pending:
             self.flush()
 
-    def _hyper(self, lrs: list, wds: list) -> None:
+    def _hyper(self, pairs: list[tuple[Any, Any]]) -> None:
         """The learning rates or weight decays changed (or are tensors): record them."""
-        self._lrs, self._wds = list(lrs), list(wds)
+        self._lrs = pairs
+        lrs = [lr for lr, _ in pairs]
+        wds = [wd for _, wd in pairs]
         host_lrs: list = []
         self._tensor_lr = False
         for i, lr in enumerate(lrs):
