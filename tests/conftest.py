@@ -6,6 +6,7 @@ under ``CI=true``, where a missing dependency fails the test instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -207,8 +209,9 @@ def chromium_path() -> str | None:
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
+@contextlib.contextmanager
+def launched_chromium() -> Iterator[Any]:
+    """Headless Debian Chromium under Playwright (skips, or fails under CI=true, without it)."""
     exe = chromium_path()
     need(exe is not None, "Chromium is not installed (apt-get install -y chromium)")
     try:
@@ -221,3 +224,9 @@ def browser() -> Iterator[object]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with launched_chromium() as b:
+        yield b

@@ -25,7 +25,7 @@ from webtools import (
     x_range,
 )
 
-from conftest import CHROMIUM_ARGS, ServerProcess, chromium_path, need, run_script
+from conftest import ServerProcess, launched_chromium, run_script
 
 pytestmark = pytest.mark.browser
 
@@ -212,18 +212,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    exe = chromium_path()
-    need(exe is not None, "Chromium is not installed (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(False, "the playwright Python package is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launched_chromium() as b:
+        yield b
 
 
 def _shot(page: Any, name: str) -> None:
