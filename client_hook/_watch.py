@@ -23,7 +23,6 @@ reads, one ``detach`` and the norm pass, because their cost is paid every step.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -73,7 +72,6 @@ class Watcher:
         self._Tensor = torch.Tensor
         self._grad_on = torch.is_grad_enabled
         self._compiling = getattr(torch.compiler, "is_compiling", None) or (lambda: False)
-        self._now = time.monotonic
         self.rec = recorder
         self.model = model
         self.optimizer = _facts.unwrap_optimizer(optimizer)
@@ -401,8 +399,7 @@ class Watcher:
                 self._send_facts()
         if step - self._labels_step >= LABELS_EVERY:
             self._emit_train_labels()
-        # rec.due() inlined: this runs every step, with cold caches after backward
-        if self._now() >= rec.next_flush or len(scalars) >= rec.max_pending:
+        if rec.due():
             self.flush()
 
     def _hyper(self, pairs: list[tuple[Any, Any]]) -> None:
