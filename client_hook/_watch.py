@@ -90,7 +90,8 @@ class Watcher:
         self._all_grads = True
         self._scaler = False  # a GradScaler steps this optimizer
         self._extras: list[Any] = []  # (name, tensor) single values for the coming step's row
-        self._lrs: list = []  # (lr, weight decay) of each group at the last step
+        self._lrs: list = []
+        self._wds: list = []
         self._tensor_lr = False
         self._eval: ev.EvalPass | None = None
         self._no_step = self.optimizer is None
@@ -378,9 +379,10 @@ class Watcher:
         micro, self._micro = self._micro, []
         scalars.extend(micro)
         groups = optimizer.param_groups
-        lrs = [(g["lr"], g.get("weight_decay")) for g in groups]
-        if self._tensor_lr or lrs != self._lrs:
-            self._hyper(lrs)
+        lrs = [g["lr"] for g in groups]
+        wds = [g.get("weight_decay") for g in groups]
+        if self._tensor_lr or lrs != self._lrs or wds != self._wds:
+            self._hyper(lrs, wds)
         n_pnorms = 0
         if (step == 1 or step % PARAM_NORM_EVERY == 0) and self.params:
             with self._torch.no_grad():
@@ -402,11 +404,9 @@ class Watcher:
         if rec.due():
             self.flush()
 
-    def _hyper(self, pairs: list[tuple[Any, Any]]) -> None:
+    def _hyper(self, lrs: list, wds: list) -> None:
         """The learning rates or weight decays changed (or are tensors): record them."""
-        self._lrs = pairs
-        lrs = [lr for lr, _ in pairs]
-        wds = [wd for _, wd in pairs]
+        self._lrs, self._wds = list(lrs), list(wds)
         host_lrs: list = []
         self._tensor_lr = False
         for i, lr in enumerate(lrs):
