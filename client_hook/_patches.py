@@ -1,4 +1,5 @@
-"""Two wrappers installed while a model is watched, for what hooks cannot see.
+"""Wrappers installed while a model is watched, for what hooks cannot see or
+cannot see cheaply.
 
 * ``clip_grad_norm_`` rescales gradients *before* ``optimizer.step()``, so an
   optimizer hook would only ever see clipped norms.  The wrapper around torch's
@@ -11,6 +12,11 @@
 They are installed when the first watcher attaches and removed when the last
 detaches; every call goes straight through to torch's own function, and the
 watcher's part never raises.
+
+* ``wrap_forward`` puts a wrapper around one module's ``forward`` (the
+  criterion's).  A forward hook would do, but any hook sends every call of the
+  module down ``nn.Module``'s slow path, measured at 12-22 us per call on the
+  CPU: more than all the rest of the criterion's capture.
 """
 
 from __future__ import annotations
@@ -106,3 +112,33 @@ def _wrap_scaler_step(original: Callable) -> Callable:
 
     step.__fitscope_wrapper__ = True  # type: ignore[attr-defined]
     return step
+
+
+class ForwardWrapper:
+    """``module.forward`` replaced, for this instance only, by ``make(forward)``.
+
+    The wrapper must pass every call through to ``forward``; after ``remove``
+    it may still be called (when someone wrapped the method again after us) and
+    must then do nothing else.
+    """
+
+    def __init__(self, module: Any, make: Callable[[Callable], Callable]) -> None:
+        self.module = module
+        own = vars(module)
+        self._had_own = "forward" in own  # e.g. torch.compile's wrapper or Accelerate's
+        self._own = own.get("forward")
+        forward = module.forward
+        wrapper = make(forward)
+        wrapper.__wrapped__ = forward  # type: ignore[attr-defined]
+        wrapper.__fitscope_wrapper__ = True  # type: ignore[attr-defined]
+        self.wrapper = wrapper
+        object.__setattr__(module, "forward", wrapper)
+
+    def remove(self) -> None:
+        own = vars(self.module)
+        if own.get("forward") is not self.wrapper:
+            return  # someone wrapped it again after us: leave theirs in place
+        if self._had_own:
+            own["forward"] = self._own
+        else:
+            del own["forward"]

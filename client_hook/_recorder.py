@@ -160,7 +160,7 @@ class Recorder:
         self._hists: list[dict] = []
         self._lock = threading.Lock()
         self._blocks: deque[Block] = deque()
-        self._next_flush = time.monotonic() + interval
+        self.next_flush = time.monotonic() + interval  # read by the watcher's step hook
         self._decoder = Decoder(run_id)
         self.dropped_blocks = 0
 
@@ -181,13 +181,13 @@ class Recorder:
 
     def due(self) -> bool:
         return (
-            time.monotonic() >= self._next_flush
+            time.monotonic() >= self.next_flush
             or len(self.scalars) + len(self._host) + len(self._vectors) >= self.max_pending
         )
 
     def pack(self) -> None:
         """Close the current block and hand it to the sender (no host-device sync)."""
-        self._next_flush = time.monotonic() + self.interval
+        self.next_flush = time.monotonic() + self.interval
         if not (self.rows or self._vectors or self._host or self._hists or self._hyper):
             return
         block = Block(

@@ -8,34 +8,42 @@ reported once; nothing ever propagates into the training loop.
 
 Where values come from:
 
-* the loss: the criterion's forward hook, or, without a criterion, the model's
-  forward hook when its output has ``.loss`` (Hugging Face style);
+* the loss: a wrapper around the criterion's ``forward`` (a forward hook would
+  send every criterion call down ``nn.Module``'s slow hook path), or, without a
+  criterion, the model's forward hook when its output has ``.loss`` (Hugging
+  Face style);
 * gradient norms: one ``torch._foreach_norm`` per step, just before
   ``optimizer.step()`` -- or just before ``clip_grad_norm_`` rescales them;
-* learning rate, weight decay, parameter norms: after ``optimizer.step()``;
+* learning rate, weight decay, parameter norms: in the same hook, before the
+  update (a scheduler steps after the optimizer, so they are final there);
 * evaluation: criterion calls while the model is in eval mode or gradients are
   off are summed on the device until the next training step closes the pass.
 
-The three per-step hooks are the hot path: they are kept to a few attribute
-reads, one ``detach`` and the norm pass, because their cost is paid every step.
+The two per-step hooks are the hot path, paid every step: the criterion
+wrapper only keeps a reference to the loss; the optimizer hook takes the norm
+pass, then detaches the loss and appends one row, so the training thread runs
+the fewest distinct functions between ``backward()`` and the update.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
 from . import _evalstats as ev
 from . import _facts, _patches
 from ._console import say_once
+from ._fastpath import LABELS_EVERY, PARAM_NORM_EVERY, FastPaths, NoCompileFlag, loss_scalar
 from ._recorder import Recorder
 
-PARAM_NORM_EVERY = 50  # weights move slowly; every 50 steps is enough for update/weight ratios
-LABELS_EVERY = 1000  # steps between train/labels histograms when no evaluation pass closes one
 NO_STEP_AFTER = 256  # training losses without an optimizer step before each loss counts as a step
 # (gradient accumulation rarely exceeds 64 micro-batches per step; 4x margin)
 TARGET_ELEMENTS = 1 << 22  # training targets held before they are counted (bounds memory)
+# and at most this many batches' targets: counting them costs ~0.2 ms of tensor ops, once per
+# 256 steps rather than once per flush
+TARGET_BATCHES = 256
 
 
 def guarded(fn: Callable) -> Callable:
@@ -55,7 +63,7 @@ def guarded(fn: Callable) -> Callable:
     return wrapper
 
 
-class Watcher:
+class Watcher(FastPaths):
     def __init__(
         self,
         recorder: Recorder,
@@ -72,6 +80,14 @@ class Watcher:
         self._Tensor = torch.Tensor
         self._grad_on = torch.is_grad_enabled
         self._compiling = getattr(torch.compiler, "is_compiling", None) or (lambda: False)
+        # the hot paths ask dynamo alone (one frame; torch.compiler.is_compiling costs two and
+        # measured 5 us per call, cold, after a forward pass) and read export's flag themselves
+        self._dynamo = getattr(torch.compiler, "is_dynamo_compiling", None) or self._compiling
+        self._flags = (
+            torch.compiler if hasattr(torch.compiler, "_is_compiling_flag") else NoCompileFlag
+        )
+        self._foreach_norm = torch._foreach_norm
+        self._clock = time.monotonic
         self.rec = recorder
         self.model = model
         self.optimizer = _facts.unwrap_optimizer(optimizer)
@@ -80,7 +96,11 @@ class Watcher:
         self.on_facts = on_facts
         self.step = 0
         self.broken: set[str] = set()
-        self._micro: list[Any] = []  # losses of the micro-batches of the coming step
+        self._micro: list[Any] = []  # detached losses of the coming step's earlier micro-batches
+        # the latest training loss, detached only in the optimizer hook: a detach right after
+        # the criterion would be one more operator to run cold between forward and backward
+        self._last: Any = None
+        self._count_labels = False  # training targets are classification labels worth counting
         self._targets: list[Any] = []  # training targets not yet counted into _labels
         self._target_cap = 1
         self._labels: Any = None  # device counts of training labels since the last histogram
@@ -114,13 +134,17 @@ class Watcher:
         self.facts["world_size"] = world_size
         self._facts_dirty = False
         self._handles: dict[str, Any] = {}
+        # True while the next loss and step need nothing but the fast paths (see _refresh_fast)
+        self._fast = False
+        self._fast_until = 1  # the first step that needs the general path again
+        self._attached = False
         self._attach()
 
     # -- attaching -------------------------------------------------------------
     def _attach(self) -> None:
         crit, model, opt = self.criterion, self.model, self.optimizer
-        if crit is not None and hasattr(crit, "register_forward_hook"):
-            self._handles["_on_loss"] = crit.register_forward_hook(self._on_loss, with_kwargs=True)
+        if crit is not None and isinstance(crit, self._torch.nn.Module):
+            self._handles["_on_loss"] = _patches.ForwardWrapper(crit, self._loss_wrapper)
         elif crit is None and hasattr(model, "register_forward_hook"):
             self._handles["_on_output"] = model.register_forward_hook(
                 self._on_output, with_kwargs=True
@@ -136,8 +160,11 @@ class Watcher:
                     "each training loss is recorded as a step, without gradient norms",
                 )
         _patches.register(self)
+        self._attached = True
+        self._refresh_fast()
 
     def _detach_hooks(self) -> None:
+        self._attached = self._fast = False
         _patches.unregister(self)
         for h in self._handles.values():
             h.remove()
@@ -147,7 +174,7 @@ class Watcher:
         """Remove every hook and hand over what is still pending."""
         self._detach_hooks()
         self.close_eval()
-        if self._micro and (self._no_step or self.step == 0):
+        if (self._micro or self._last is not None) and (self._no_step or self.step == 0):
             self._loss_steps()  # never stepped: the losses are all there is to see
         self._emit_train_labels()
         self.flush()
@@ -158,6 +185,7 @@ class Watcher:
     def _fail(self, name: str, exc: Exception) -> None:
         """Switch off the hook ``name`` for good and say so once."""
         self.broken.add(name)
+        self._fast = False
         handle = self._handles.pop(name, None)
         if handle is not None:
             handle.remove()
@@ -168,7 +196,10 @@ class Watcher:
         )
 
     # -- losses (hot path) -------------------------------------------------------
-    def _on_loss(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+    def _on_loss(self, args: tuple, kwargs: dict, output: Any) -> None:
+        """A criterion call the fast path does not take."""
+        if not self._attached:
+            return  # a later wrapper still calls ours after detach
         try:
             if isinstance(output, self._Tensor):
                 target = args[1] if len(args) > 1 else kwargs.get("target")
@@ -203,36 +234,45 @@ class Watcher:
             return
         if self._eval is not None:
             self.close_eval()
-        loss = loss.detach()
-        if loss.ndim:
-            loss = loss.float().mean()
-        self._micro.append(loss)
+        if self._last is not None:  # gradient accumulation: the previous micro-batch's loss
+            self._micro.append(loss_scalar(self._last))
+        self._last = loss
         d = self._discovery
         if d is not None:
             d.see(logits, target)
-        if (self._task is not None or (d is not None and d.task)) and isinstance(
-            target, self._Tensor
-        ):
+            self._count_labels = d.task is not None
+        if self._count_labels and isinstance(target, self._Tensor):
             targets = self._targets
             targets.append(target)
             if len(targets) == 1:  # batches are alike: size the budget from the first
-                self._target_cap = max(1, TARGET_ELEMENTS // max(1, target.numel()))
+                per_batch = TARGET_ELEMENTS // max(1, target.numel())
+                self._target_cap = max(1, min(TARGET_BATCHES, per_batch))
             elif len(targets) >= self._target_cap:
                 self._fold_labels()
-        if self._no_step or len(self._micro) > NO_STEP_AFTER:
+        if self._no_step or len(self._micro) >= NO_STEP_AFTER:
             self._loss_steps()
+
+    def _take_losses(self) -> list[Any]:
+        """The coming step's losses, detached, oldest first."""
+        micro, self._micro = self._micro, []
+        if self._last is not None:
+            micro.append(loss_scalar(self._last))
+            self._last = None
+        return micro
 
     def _loss_steps(self) -> None:
         """No optimizer step in sight: every training loss becomes a step of its own."""
+        self._fast = False
         if not self._no_step:
             self._no_step = True
             say_once(
                 f"no-optimizer-step-{id(self)}",
-                f"{len(self._micro)} training losses but optimizer.step() was never called: "
+                f"{len(self._micro) + (self._last is not None)} training losses but "
+                "optimizer.step() was never called: "
                 "the model is not being updated. Recording every loss as its own step.",
             )
         self._end_discovery()
-        micro, self._micro = self._micro, []
+        micro = self._take_losses()
         self.rec.scalars.extend(micro)
         for _ in micro:
             self.step += 1
@@ -245,6 +285,7 @@ class Watcher:
         if d is None:
             return
         self._task, self._classes = d.task, d.classes
+        self._count_labels = self._task is not None
         if self._task is None:
             self._targets = []
         self.facts.update(d.result(self.world_size))
@@ -258,6 +299,7 @@ class Watcher:
         if self._eval is not None and (task, classes) != (self._eval.task, self._eval.classes):
             self.close_eval()  # a different kind of batch starts a new pass
         if self._eval is None:
+            self._fast = False
             self._eval = ev.EvalPass(task, classes, loss.device)
         self._eval.add(loss, logits, target, self._reduction, self._ignore)
 
@@ -288,6 +330,7 @@ class Watcher:
             self._labels = ev.fold_labels(self._labels, targets, task, classes)
         except Exception as exc:
             self._task = None  # targets this code does not understand: stop counting them
+            self._count_labels = False
             self._fail("label counts", exc)
 
     # -- optimizer steps (hot path) -------------------------------------------------
@@ -305,6 +348,7 @@ class Watcher:
                 self._all_grads = False
         present = [i for i, g in enumerate(grads) if g is not None]
         self._all_grads = len(present) == len(grads)
+        self._fast = self._fast and self._all_grads
         if not present:
             self._norms, self._present = (), None
             return
@@ -322,6 +366,12 @@ class Watcher:
     def _on_step(self, optimizer: Any, args: tuple, kwargs: dict) -> Any:
         """``step(closure)`` (LBFGS, PyTorch Lightning) computes the gradients inside the step:
         record the step after the closure's first call, not before it."""
+        if not kwargs and len(args) == 1:  # plain ``optimizer.step()``
+            if self._fast:
+                self._fast_step(optimizer)
+            else:
+                self._record_step(optimizer)
+            return None
         # torch passes the optimizer itself as args[0]; a positional closure comes next
         pos = 1 if args and args[0] is optimizer else 0
         closure = kwargs.get("closure", args[pos] if len(args) > pos else None)
@@ -376,8 +426,16 @@ class Watcher:
         if norms is not None:
             scalars.extend(norms)
             n_norms = len(norms)
-        micro, self._micro = self._micro, []
-        scalars.extend(micro)
+        if self._micro:
+            micro = self._take_losses()
+            scalars.extend(micro)
+            n_losses = len(micro)
+        elif self._last is not None:  # one micro-batch, the usual case
+            scalars.append(loss_scalar(self._last))
+            self._last = None
+            n_losses = 1
+        else:
+            n_losses = 0
         groups = optimizer.param_groups
         lrs = [g["lr"] for g in groups]
         wds = [g.get("weight_decay") for g in groups]
@@ -394,15 +452,18 @@ class Watcher:
             extras = tuple(name for name, _ in self._extras)
             scalars.extend(t for _, t in self._extras)
             self._extras = []
-        rec.rows.append((step, kind, n_norms, self._present, len(micro), n_pnorms, extras))
+        rec.rows.append((step, kind, n_norms, self._present, n_losses, n_pnorms, extras))
         if self._discovery is not None or self._facts_dirty:
             self._end_discovery()
             if self._facts_dirty:
                 self._send_facts()
         if step - self._labels_step >= LABELS_EVERY:
             self._emit_train_labels()
-        if rec.due():
+        if len(self._targets) >= self._target_cap:
+            self._fold_labels()
+        if self._clock() >= rec.next_flush or len(scalars) >= rec.max_pending:
             self.flush()
+        self._refresh_fast()
 
     def _hyper(self, lrs: list, wds: list) -> None:
         """The learning rates or weight decays changed (or are tensors): record them."""
@@ -434,6 +495,7 @@ class Watcher:
         if isinstance(max_norm, (int, float)) and self.facts["grad_clip"] != float(max_norm):
             self.facts["grad_clip"] = float(max_norm)
             self._facts_dirty = True
+            self._fast = False
         if self._norms is None:
             self._grad_norms()
 
@@ -441,6 +503,7 @@ class Watcher:
     def scaler_step_begin(self, scaler: Any) -> int:
         enabled = getattr(scaler, "is_enabled", lambda: False)()
         self._scaler = bool(enabled)
+        self._fast = self._fast and not enabled
         if enabled and not self.facts["amp"]:
             self.facts["amp"] = True
             self._facts_dirty = True
@@ -467,6 +530,6 @@ class Watcher:
             self.on_facts(dict(self.facts))
 
     def flush(self) -> None:
-        """Hand what is pending to the sender (training thread)."""
-        self._fold_labels()
+        """Hand what is pending to the sender (training thread).  Training targets wait
+        to be counted until the label histogram is due or ``TARGET_BATCHES`` are held."""
         self.rec.pack()

@@ -80,6 +80,32 @@ def test_compiled_model(app_server):  # noqa: F811
     assert fs["compiled"] is True and fs["model_class"] == "Sequential"
 
 
+@pytest.mark.parametrize("wrap", ["torch.jit.script", "torch.compile"])
+def test_scripted_or_compiled_criterion(app_server, wrap):  # noqa: F811
+    """The criterion's loss is taken by a wrapper around its ``forward``: it must work
+    for criteria whose ``forward`` is not a plain method, and be gone after finish."""
+    torch.manual_seed(7)
+    x, y = classification_data(64)
+    model = mlp()
+    crit = nn.CrossEntropyLoss()
+    crit = torch.jit.script(crit) if wrap == "torch.jit.script" else torch.compile(crit)
+    before = dict(vars(crit)).get("forward")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    run = app_server.watch(model, opt, crit)
+    losses = []
+    for i in range(0, 64, 16):
+        opt.zero_grad()
+        loss = crit(model(x[i : i + 16]), y[i : i + 16])
+        loss.backward()
+        losses.append(loss.item())
+        opt.step()
+    run.finish()
+    assert dict(vars(crit)).get("forward") is before
+    got = app_server.series(run.id, "train/loss")[1]
+    assert len(got) == 4 and all(close(a, b) for a, b in zip(got, losses, strict=True))
+    assert app_server.counts(run.id)["train/labels"] == 1
+
+
 @dataclass
 class SequenceClassifierOutput:
     loss: torch.Tensor | None

@@ -1,0 +1,132 @@
+"""The hook's fast paths record exactly what its general paths record.
+
+Each loop is trained twice from the same seed: once as users run it, once with
+the fast paths switched off, so every loss and step goes through the general
+code.  Every series that reaches the server must be identical, value for value,
+and the first run must really have taken the fast paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from hook_support import AppServer, app_server, classification_data, mlp  # noqa: F401
+from torch import nn
+
+from fitscope._watch import Watcher
+
+STEPS = 120  # crosses the parameter-norm steps 50 and 100
+
+
+def _plain(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    opt.zero_grad()
+    crit(model(x), y).backward()
+    opt.step()
+
+
+def _clipped(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    opt.zero_grad()
+    crit(model(x), y).backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+    opt.step()
+
+
+def _accumulated(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    opt.zero_grad()
+    for xs, ys in zip((x[:16], x[16:]), (y[:16], y[16:]), strict=True):
+        (crit(model(xs), ys) / 2).backward()
+    opt.step()
+
+
+def _eval_every_30(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    _plain(model, opt, crit, x, y, i)
+    if i % 30 == 29:
+        model.eval()
+        with torch.no_grad():
+            crit(model(x), y)
+        model.train()
+
+
+def _skips_a_step_sometimes(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    opt.zero_grad()
+    loss = crit(model(x), y)
+    loss.backward()
+    if i % 17 != 5:  # e.g. a user's guard against bad batches
+        opt.step()
+
+
+LOOPS: dict[str, Callable] = {
+    "plain": _plain,
+    "clip_grad_norm_": _clipped,
+    "accumulation": _accumulated,
+    "eval passes": _eval_every_30,
+    "skipped steps": _skips_a_step_sometimes,
+}
+
+
+def _train(server: AppServer, loop: Callable, scheduler: bool, frozen_bias: bool) -> str:
+    torch.manual_seed(0)
+    x, y = classification_data(32 * 8)
+    model = mlp()
+    head, body = list(model[2].parameters()), list(model[0].parameters())
+    opt = torch.optim.SGD(
+        [{"params": body}, {"params": head, "lr": 0.05, "weight_decay": 1e-3}],
+        lr=0.1,
+        momentum=0.9,
+    )
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=40, gamma=0.5) if scheduler else None
+    crit = nn.CrossEntropyLoss()
+    run = server.watch(model, opt, crit, interval=0.01)
+    for i in range(STEPS):
+        if frozen_bias:  # a parameter without a gradient on some steps
+            model[2].bias.requires_grad_(i % 10 != 3)
+        b = (i % 8) * 32
+        loop(model, opt, crit, x[b : b + 32], y[b : b + 32], i)
+        if sched is not None:
+            sched.step()
+    run.finish()
+    return run.id
+
+
+def _everything(server: AppServer, run_id: str) -> dict:
+    out = {}
+    for key in server.counts(run_id):
+        out[key] = server.series(run_id, key)
+    for key in ("train/labels", "val/confidence"):
+        out[key] = server.histograms(run_id, key)
+    return out
+
+
+@pytest.mark.parametrize("loop", list(LOOPS))
+@pytest.mark.parametrize("scheduler, frozen_bias", [(False, False), (True, True)])
+def test_fast_and_general_paths_record_the_same(
+    app_server,  # noqa: F811
+    monkeypatch,
+    loop,
+    scheduler,
+    frozen_bias,
+):
+    fast_steps = []
+    real_fast_step = Watcher._fast_step
+
+    def counting(self, optimizer):  # noqa: ANN001, ANN202
+        fast_steps.append(self.step)
+        return real_fast_step(self, optimizer)
+
+    monkeypatch.setattr(Watcher, "_fast_step", counting)
+    fast = _everything(app_server, _train(app_server, LOOPS[loop], scheduler, frozen_bias))
+    assert len(fast_steps) > STEPS // 2, "the fast path was hardly taken"
+
+    def never_fast(self):  # noqa: ANN001, ANN202
+        self._fast = False
+
+    monkeypatch.setattr(Watcher, "_refresh_fast", never_fast)
+    fast_steps.clear()
+    general = _everything(app_server, _train(app_server, LOOPS[loop], scheduler, frozen_bias))
+    assert not fast_steps
+    assert fast.keys() == general.keys()
+    for key in fast:
+        assert fast[key] == general[key], key
+    assert len(fast["train/loss"][0]) == (STEPS if loop != "skipped steps" else STEPS - 7)
