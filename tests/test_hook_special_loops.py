@@ -51,6 +51,17 @@ def test_amp_grad_scaler_records_skipped_steps_and_unscaled_norms(app_server, fu
     assert app_server.config(run.id)["fitscope"]["amp"] is True
 
 
+def _four_steps(model, opt, crit, x, y) -> list[float]:  # noqa: ANN001
+    losses = []
+    for i in range(0, 64, 16):
+        opt.zero_grad()
+        loss = crit(model(x[i : i + 16]), y[i : i + 16])
+        loss.backward()
+        losses.append(loss.item())
+        opt.step()
+    return losses
+
+
 def test_compiled_model(app_server):  # noqa: F811
     torch.manual_seed(7)
     x, y = classification_data(64)
@@ -59,13 +70,7 @@ def test_compiled_model(app_server):  # noqa: F811
     crit = nn.CrossEntropyLoss()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     run = app_server.watch(model, opt, crit)
-    losses = []
-    for i in range(0, 64, 16):
-        opt.zero_grad()
-        loss = crit(model(x[i : i + 16]), y[i : i + 16])
-        loss.backward()
-        losses.append(loss.item())
-        opt.step()
+    losses = _four_steps(model, opt, crit, x, y)
     model.eval()
     with torch.no_grad():
         crit(model(xv), yv)
@@ -92,13 +97,7 @@ def test_scripted_or_compiled_criterion(app_server, wrap):  # noqa: F811
     before = dict(vars(crit)).get("forward")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     run = app_server.watch(model, opt, crit)
-    losses = []
-    for i in range(0, 64, 16):
-        opt.zero_grad()
-        loss = crit(model(x[i : i + 16]), y[i : i + 16])
-        loss.backward()
-        losses.append(loss.item())
-        opt.step()
+    losses = _four_steps(model, opt, crit, x, y)
     run.finish()
     assert dict(vars(crit)).get("forward") is before
     got = app_server.series(run.id, "train/loss")[1]
