@@ -110,8 +110,8 @@ class Watcher(FastPaths):
         self._all_grads = True
         self._scaler = False  # a GradScaler steps this optimizer
         self._extras: list[Any] = []  # (name, tensor) single values for the coming step's row
-        self._lrs: list = []
-        self._wds: list = []
+        # (learning rate, weight decay) of each param group as last recorded; None: read again
+        self._hyper_last: list | None = None
         self._tensor_lr = False
         self._eval: ev.EvalPass | None = None
         self._no_step = self.optimizer is None
@@ -436,11 +436,9 @@ class Watcher(FastPaths):
             n_losses = 1
         else:
             n_losses = 0
-        groups = optimizer.param_groups
-        lrs = [g["lr"] for g in groups]
-        wds = [g.get("weight_decay") for g in groups]
-        if self._tensor_lr or lrs != self._lrs or wds != self._wds:
-            self._hyper(lrs, wds)
+        hyper = [(g["lr"], g.get("weight_decay")) for g in optimizer.param_groups]
+        if hyper != self._hyper_last:
+            self._hyper(hyper)
         n_pnorms = 0
         if (step == 1 or step % PARAM_NORM_EVERY == 0) and self.params:
             with self._torch.no_grad():
@@ -465,12 +463,12 @@ class Watcher(FastPaths):
             self.flush()
         self._refresh_fast()
 
-    def _hyper(self, lrs: list, wds: list) -> None:
+    def _hyper(self, hyper: list[tuple[Any, Any]]) -> None:
         """The learning rates or weight decays changed (or are tensors): record them."""
-        self._lrs, self._wds = list(lrs), list(wds)
+        self._hyper_last = hyper
         host_lrs: list = []
         self._tensor_lr = False
-        for i, lr in enumerate(lrs):
+        for i, (lr, _) in enumerate(hyper):
             if isinstance(lr, (int, float)):
                 host_lrs.append(float(lr))
                 continue
@@ -478,9 +476,9 @@ class Watcher(FastPaths):
             if isinstance(lr, self._Tensor):  # changes in place, so copy it every step
                 self._tensor_lr = True
                 self._extras.append((i, lr.detach().clone().reshape(())))
-        host_wds = [float(w) if isinstance(w, (int, float)) else None for w in wds]
+        host_wds = [float(w) if isinstance(w, (int, float)) else None for _, w in hyper]
         if self._tensor_lr:
-            self._lrs = []  # a tensor never compares equal: come back here every step
+            self._hyper_last = None  # a tensor changes in place: come back here every step
         self.rec.hyper(self.step, host_lrs, host_wds)
 
     # -- clip_grad_norm_ and GradScaler (via _patches) -------------------------------

@@ -130,3 +130,24 @@ def test_fast_and_general_paths_record_the_same(
     for key in fast:
         assert fast[key] == general[key], key
     assert len(fast["train/loss"][0]) == (STEPS if loop != "skipped steps" else STEPS - 7)
+
+
+def test_a_tensor_learning_rate_changed_in_place_is_read_every_step(app_server):  # noqa: F811
+    """A tensor lr (as torch.compile'd optimizers use) changes in place, so it can never
+    be compared with what was last recorded: every step reads it again."""
+    torch.manual_seed(0)
+    x, y = classification_data(64)
+    model, crit = mlp(), nn.CrossEntropyLoss()
+    lr = torch.tensor(0.01)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=False)
+    run = app_server.watch(model, opt, crit)
+    for i in range(60):
+        lr.fill_(0.01 * (i + 1))
+        opt.zero_grad()
+        crit(model(x[:32]), y[:32]).backward()
+        opt.step()
+    run.finish()
+    steps, values = app_server.series(run.id, "lr/0")
+    assert steps == list(range(1, 61))
+    assert values == pytest.approx([0.01 * (i + 1) for i in range(60)], rel=1e-6)
+    assert app_server.counts(run.id)["train/loss"] == 60
