@@ -13,7 +13,7 @@ They are installed when the first watcher attaches and removed when the last
 detaches; every call goes straight through to torch's own function, and the
 watcher's part never raises.
 
-* ``wrap_forward`` puts a wrapper around one module's ``forward`` (the
+* ``ForwardWrapper`` puts a wrapper around one module's ``forward`` (the
   criterion's).  A forward hook would do, but any hook sends every call of the
   module down ``nn.Module``'s slow path, measured at 12-22 us per call on the
   CPU: more than all the rest of the criterion's capture.
