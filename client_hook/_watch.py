@@ -426,16 +426,8 @@ class Watcher(FastPaths):
         if norms is not None:
             scalars.extend(norms)
             n_norms = len(norms)
-        if self._micro:
-            micro = self._take_losses()
-            scalars.extend(micro)
-            n_losses = len(micro)
-        elif self._last is not None:  # one micro-batch, the usual case
-            scalars.append(loss_scalar(self._last))
-            self._last = None
-            n_losses = 1
-        else:
-            n_losses = 0
+        losses = self._take_losses()
+        scalars.extend(losses)
         hyper = [(g["lr"], g.get("weight_decay")) for g in optimizer.param_groups]
         if hyper != self._hyper_last:
             self._hyper(hyper)
@@ -450,7 +442,7 @@ class Watcher(FastPaths):
             extras = tuple(name for name, _ in self._extras)
             scalars.extend(t for _, t in self._extras)
             self._extras = []
-        rec.rows.append((step, kind, n_norms, self._present, n_losses, n_pnorms, extras))
+        rec.rows.append((step, kind, n_norms, self._present, len(losses), n_pnorms, extras))
         if self._discovery is not None or self._facts_dirty:
             self._end_discovery()
             if self._facts_dirty:
@@ -459,7 +451,7 @@ class Watcher(FastPaths):
             self._emit_train_labels()
         if len(self._targets) >= self._target_cap:
             self._fold_labels()
-        if self._clock() >= rec.next_flush or len(scalars) >= rec.max_pending:
+        if rec.due():
             self.flush()
         self._refresh_fast()
 
