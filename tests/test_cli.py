@@ -399,7 +399,7 @@ def test_client_commands_need_no_server_packages(server, tmp_path):
         assert r.returncode == 0, (args, r.stderr)
         out[args[0]] = r.stdout
     assert "light" in out["runs"] and "no alerts" in out["alerts"]
-    assert out["export"].splitlines() == ["key,step,value", "a,1,1.0", "a,2,2.0"]
+    assert out["export"].splitlines() == ["key,step,value,time", "a,1,1.0,", "a,2,2.0,"]
     assert {x["name"] for x in server.api("/api/v1/runs")} == {"light", "h"}
     blocked = subprocess.run(
         [sys.executable, str(script), "serve", "--port", "1"],
