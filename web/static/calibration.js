@@ -80,7 +80,16 @@ fs.calibration = (() => {
         marker: { color: t.info }, hovertext: s.bins.map((b) => `${binLabel(b)}: ${b.count}`), hoverinfo: "text",
       });
     }
-    const layout = { ...base(t), ...axes(t, "max softmax confidence", "predictions"), barmode: "stack", hovermode: "closest" };
+    // side by side on a log count axis: the few wrong predictions stay readable next to
+    // thousands of right ones (an empty bin draws no bar)
+    const layout = { ...base(t), ...axes(t, "max softmax confidence", "predictions (log)"), barmode: "group", hovermode: "closest" };
+    const top = Math.max(1, ...data.flatMap((d) => d.y.filter((v) => v > 0)));
+    Object.assign(layout.yaxis, {
+      type: "log", range: [-0.1, Math.log10(top) + 0.15], dtick: 1, exponentformat: "power", minor: { showgrid: false },
+    });
+    for (const d of data) d.width = d.width.map((w) => w / (data.length > 1 ? 2 : 1));
+    if (data.length > 1) data[0].offset = data[0].width.map((w) => -w);
+    if (data.length > 1) data[1].offset = data[1].width.map(() => 0);
     return { data, layout };
   }
 
