@@ -207,7 +207,7 @@
   }
 
   function renderConfig() {
-    $("config").replaceChildren(fs.config.compare(runs.map((r) => r.run), { onlyDiff: $("only-diff").checked }));
+    $("config").replaceChildren(fs.config.compare(runs.map((r) => ({ ...r.run, name: label(r) })), { onlyDiff: $("only-diff").checked }));
   }
 
   function paneCard(name) {

@@ -3,7 +3,8 @@
 // parameter counts, ...), and, on the compare page, several runs side by side with differences marked.
 fs.config = (() => {
   const CAPTURED = "fitscope";
-  const SKIP_IN_COMPARE = /^fitscope\.layers\./; // one row per layer is noise when comparing
+  // one row per layer is noise when comparing; every run starts at its own time
+  const SKIP_IN_COMPARE = /^fitscope\.(layers\.|started_at$)/;
 
   // [[path, value]] with nested objects and arrays of objects spread into dotted paths.
   function flatten(obj, prefix = "", out = []) {

@@ -115,7 +115,8 @@ fs.runGroups = (() => {
       const rest = g.keys.filter((k) => !g.shown.includes(k));
       const det = fs.el("details", { class: "group-box", "data-group": g.name, open: !layout.closed.has(g.name) },
         fs.el("summary", {}, fs.el("span", { class: "group-name" }, g.name === "other" ? "other keys" : `${g.name}/`),
-          fs.el("span", { class: "muted" }, ` ${g.keys.length} key${g.keys.length === 1 ? "" : "s"}, ${g.shown.length} chart${g.shown.length === 1 ? "" : "s"}`)),
+          fs.el("span", { class: "muted" }, ` ${g.keys.length} key${g.keys.length === 1 ? "" : "s"}, ${g.shown.length} chart${g.shown.length === 1 ? "" : "s"}${
+            g.keys.some(inOverview) ? ` (${g.keys.filter(inOverview).length} in the overview above)` : ""}`)),
         fs.el("div", { class: "charts group-charts" }, g.shown.map((k) => keep.get(k) || card(k))),
         rest.length ? fs.el("p", { class: "add-chart" },
           fs.el("label", {}, "Add a chart ", fs.el("select", { "data-add-group": g.name, "aria-label": `add a chart to ${g.name}` },

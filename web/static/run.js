@@ -27,9 +27,12 @@
     await Promise.all(Array.from({ length: Math.min(n, queue.length) }, worker));
   }
 
+  let groupWant = { sig: "", keys: new Set() };
   function wanted(key) {
+    const sig = `${st.keys.size}|${JSON.stringify(fs.runGroups.layout, (k, v) => (v instanceof Set ? [...v] : v))}`;
+    if (groupWant.sig !== sig) groupWant = { sig, keys: new Set(fs.runGroups.wanted(st)) };
     return Object.values(fs.runCharts.LINE).some((c) => c.match(key, st)) || fs.runCharts.isLayerKey(key)
-      || key === fs.xaxis.WALL_KEY || fs.xaxis.EPOCH_KEYS.includes(key) || fs.runGroups.wanted(st).includes(key);
+      || key === fs.xaxis.WALL_KEY || fs.xaxis.EPOCH_KEYS.includes(key) || groupWant.keys.has(key);
   }
 
   async function ensureSeries(key) {
