@@ -388,4 +388,18 @@ def test_compare_three_runs_two_share_a_name(site, chromium):
     assert mean == pytest.approx((1.0 + 1.1) / 2 * e + 0.004, rel=1e-9)
     assert hi == pytest.approx(1.1 * e + 0.004) and lo == pytest.approx(e + 0.004)
     assert "group=lr" in page.url
+    # the x axis by each run's own clock
+    page.select_option("#xmode", "relative")
+    page.wait_for_function(
+        "() => document.getElementById('chart-a').layout.xaxis.title.text === 'time since start (min)'"
+    )
+    page.select_option("#group-by", "")
+    page.wait_for_function(
+        "() => document.getElementById('chart-a').data.filter(t => t.meta.role === 'line').length === 3"
+    )
+    beta = page.evaluate(
+        """() => { const t = document.getElementById('chart-a').data.find(
+             t => t.meta.role === 'line' && t.name === 'beta'); return [t.customdata[199], t.x[199]]; }"""
+    )
+    assert beta[0] == 200 and beta[1] == pytest.approx(100 / 60)
     watch.assert_clean()

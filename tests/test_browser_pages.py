@@ -340,16 +340,14 @@ def test_faulty_run_page(site, chromium):
             if a["status"] == "open" and cause in order and a["id"] in order:
                 assert order.index(cause) < order.index(a["id"])
         rank = {"critical": 3, "warning": 2, "info": 1}
+        cause_of = {a["id"]: (a["evidence"].get("caused_by") or {}).get("alert_id") for a in shown}
+        level = dict(zip(order, (rank[x] for x in sev), strict=True))
         roots = [
-            s
-            for a_id, s in zip(order, sev, strict=True)
-            if not any(
-                (a["evidence"].get("caused_by") or {}).get("alert_id") in order
-                for a in shown
-                if a["id"] == a_id
-            )
-        ]
-        assert sorted(roots, key=rank.get, reverse=True) == roots
+            max([level[i]] + [level[e] for e in order if cause_of.get(e) == i])
+            for i in order
+            if cause_of.get(i) not in order
+        ]  # a root ranks as its most severe effect
+        assert sorted(roots, reverse=True) == roots
         # the NaN loss is a visible marker, not a gap
         marks = trace(page, "chart-loss", "nonfinite", "train/loss")
         assert marks is not None and len(marks["x"]) > 0

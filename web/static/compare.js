@@ -14,7 +14,9 @@
   const panes = {}; // letter -> {key, log, yr}; log null: automatic
   let off = new Set(); // run ids hidden from the charts
   let groupKey = null; // a config key: runs grouped by its value
-  let range = null;
+  let range = null; // in steps
+  let xmode = "step"; // or "relative" | "wall" | "epoch": each run mapped by its own clock
+  let xr = null; // a zoom in a time or epoch mode, in that axis's units
   let smoothing = 0;
   let themeVersion = 0;
   const drawn = {};
@@ -77,7 +79,7 @@
     for (const { r, s } of shown) {
       const v = configValue(r, groupKey);
       if (!groups.has(v)) groups.set(v, []);
-      groups.get(v).push(s.view());
+      groups.get(v).push(fs.xaxis.mapView(axisOf(r), s.view()));
     }
     const out = [];
     [...groups.entries()].sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true })).forEach(([v, views], i) => {
@@ -98,21 +100,48 @@
     return out;
   }
 
+  // Each run's own x axis (its clock, its epochs); runs that lack the mode's data are left out.
+  function axisOf(r) {
+    const wall = series.get(sid(r.id, fs.xaxis.WALL_KEY)) || null;
+    const ek = fs.xaxis.epochKey(r.keys);
+    const epoch = ek ? series.get(sid(r.id, ek)) || null : null;
+    const startSec = r.run.started_at ? Date.parse(r.run.started_at) / 1000 : null;
+    return fs.xaxis.make(xmode, { wall, epoch, startSec });
+  }
+
+  async function loadClocks() {
+    await Promise.all(runs.flatMap((r) => [fs.xaxis.WALL_KEY, fs.xaxis.epochKey(r.keys)].filter(Boolean).map((k) => ensure(r, k).catch(console.warn))));
+  }
+
+  function xNumber(v) {
+    return xmode === "wall" ? fs.xaxis.parseLocal(v) : Number(v);
+  }
+
   function drawPane(name, t) {
     const pane = panes[name];
     if (!pane || !pane.key) return;
-    const list = runs.filter((r) => !off.has(r.id)).map((r) => ({ r, s: series.get(sid(r.id, pane.key)) })).filter((x) => x.s);
-    const sig = `${themeVersion}|${range}|${smoothing}|${pane.log}|${pane.yr}|${pane.key}|${groupKey}|${[...off]}|${list.map((x) => `${x.r.id}:${x.s.version}`)}`;
+    const all = runs.filter((r) => !off.has(r.id)).map((r) => ({ r, s: series.get(sid(r.id, pane.key)), ax: axisOf(r) })).filter((x) => x.s);
+    const list = all.filter((x) => x.ax.mode === xmode);
+    const left = all.filter((x) => x.ax.mode !== xmode).map((x) => label(x.r));
+    const clocks = runs.map((r) => { const w = series.get(sid(r.id, fs.xaxis.WALL_KEY)); return w ? w.version : -1; });
+    const sig = `${themeVersion}|${range}|${xmode}|${xr}|${clocks}|${smoothing}|${pane.log}|${pane.yr}|${pane.key}|${groupKey}|${[...off]}|${list.map((x) => `${x.r.id}:${x.s.version}`)}`;
     if (drawn[name] === sig) return;
     drawn[name] = sig;
-    const traces = groupKey ? groupTraces(t, pane.key, list) : list.flatMap(({ r, s }) => fs.plots.seriesTraces(t, pane.key, s.view(), {
+    const note = document.querySelector(`#card-${name} .pane-note`);
+    if (note) note.textContent = left.length ? `no ${fs.xaxis.MODES[xmode]} recorded for ${left.join(", ")}: not shown` : "";
+    const traces = groupKey ? groupTraces(t, pane.key, list) : list.flatMap(({ r, s, ax }) => fs.plots.seriesTraces(t, pane.key, fs.xaxis.mapView(ax, s.view()), {
       color: r.color, name: label(r), smoothing, markers: s.x.length < 300 && (pane.key.startsWith("val/") || s.x.length < fs.plots.SPARSE),
     }).map((tr) => ({ ...tr, meta: { ...tr.meta, label: label(r), run: r.id } })));
     const log = pane.log ?? fs.plots.autoLog(traces);
     $(`log-${name}`).checked = log;
     const user = pane.yr && pane.yr.log === log ? pane.yr.range : null;
-    const yRange = user || (range ? fs.plots.fitY(traces, range[0], range[1], log) : null) || fs.plots.constantRange(traces, log);
-    const lay = fs.plots.layout(t, { log, range, yRange, yTicks: fs.plots.yTicks(traces, log, yRange) });
+    const shownRange = xmode === "step" ? range : xr;
+    const fitRange = shownRange && xmode === "wall" ? shownRange.map(xNumber) : shownRange;
+    const yRange = user || (fitRange ? fs.plots.fitY(traces, fitRange[0], fitRange[1], log) : null) || fs.plots.constantRange(traces, log);
+    const ax0 = list.length ? list[0].ax : fs.xaxis.make("step");
+    const lay = fs.plots.layout(t, {
+      log, range: shownRange, yRange, yTicks: fs.plots.yTicks(traces, log, yRange), xTitle: ax0.title, xType: ax0.type,
+    });
     fs.plots.draw($(`chart-${name}`), traces, lay, (div) => {
       div.on("plotly_relayout", (ev) => {
         const y = fs.plots.relayoutY(ev);
@@ -121,8 +150,16 @@
           drawn[name] = null;
           schedule();
         }
-        const r = fs.plots.relayoutRange(ev);
-        if (r) setRange(r === "auto" ? null : r);
+        if (xmode === "step") {
+          const r = fs.plots.relayoutRange(ev);
+          if (r) setRange(r === "auto" ? null : r);
+          return;
+        }
+        const r = fs.plots.relayoutRange(ev, (v) => v);
+        if (r) {
+          xr = r === "auto" ? null : r;
+          schedule();
+        }
       });
     });
   }
@@ -219,6 +256,7 @@
           fs.el("select", { id: `key-${name}`, "data-pane": name }),
           fs.el("label", {}, fs.el("input", { type: "checkbox", id: `log-${name}`, "data-log": name }), " log scale"),
           fs.el("button", { type: "button", class: "mini", "data-yreset": name, title: "reset the y range" }, "reset y"),
+          fs.el("span", { class: "pane-note muted" }),
           fs.el("button", { type: "button", class: "mini", "data-csv": name, title: "download the shown data as CSV" }, "CSV"),
           only ? null : fs.el("button", { type: "button", class: "mini", "data-remove-pane": name, "aria-label": "remove this chart" }, "×"))),
       fs.el("div", { class: "chart", id: `chart-${name}`, role: "img", "aria-label": "the chosen metric of every compared run" }));
@@ -330,6 +368,14 @@
       }
     });
     $("add-pane").addEventListener("click", () => addPane());
+    if (p.get("x") && fs.xaxis.MODES[p.get("x")]) xmode = $("xmode").value = p.get("x");
+    $("xmode").addEventListener("change", async (e) => {
+      xmode = e.target.value;
+      xr = null;
+      for (const pane of Object.values(panes)) pane.yr = null;
+      fs.setParams({ x: xmode === "step" ? null : xmode });
+      schedule();
+    });
     $("group-by").addEventListener("change", (e) => {
       groupKey = e.target.value || null;
       fs.setParams({ group: groupKey });
@@ -347,7 +393,7 @@
       fs.setParams({ smooth: smoothing || null });
       schedule();
     });
-    $("reset-zoom").addEventListener("click", () => setRange(null));
+    $("reset-zoom").addEventListener("click", () => { xr = null; setRange(null); schedule(); });
     $("controls").addEventListener("submit", (e) => e.preventDefault());
     $("only-diff").addEventListener("change", renderConfig);
     window.addEventListener("fitscope:theme", () => { themeVersion++; schedule(); });
@@ -391,7 +437,7 @@
     renderLegend();
     renderConfig();
     const keys = new Set([...Object.values(panes).map((x) => x.key), ...SUMMARY_KEYS]);
-    await Promise.all(runs.flatMap((r) => [...keys].map((k) => ensure(r, k).catch(console.warn))));
+    await Promise.all([...runs.flatMap((r) => [...keys].map((k) => ensure(r, k).catch(console.warn))), loadClocks()]);
     schedule();
     if (range) fetchDetails();
     runs.forEach(watchLive);

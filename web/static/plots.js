@@ -248,6 +248,7 @@ fs.plots = (() => {
     const r = ev["xaxis.range"] || (ev["xaxis.range[0]"] !== undefined ? [ev["xaxis.range[0]"], ev["xaxis.range[1]"]] : null);
     if (!r) return null;
     const a = toStep(r[0]), b = toStep(r[1]);
+    if (typeof a === "string" || typeof b === "string") return a <= b ? [a, b] : [b, a]; // dates, as given
     return Number.isFinite(a) && Number.isFinite(b) ? [Math.min(a, b), Math.max(a, b)] : null;
   }
 
