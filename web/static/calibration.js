@@ -130,15 +130,18 @@ fs.calibration = (() => {
 
   // How the confidence distribution moved across evaluations (share of predictions per bin),
   // with the mean confidence and the accuracy of each evaluation drawn over it.
-  function evolutionFigure(t, all, range) {
-    const x = all.map((s) => s.step);
+  function evolutionFigure(t, all, range, axis = null) {
+    const ax = axis || { map: (v) => v, type: "linear", title: "step" };
+    const steps = all.map((s) => s.step);
+    const x = steps.map(ax.map);
     const nb = all.length ? all[all.length - 1].bins.length : 0;
     const y = nb ? all[all.length - 1].bins.map((b) => b.center) : [];
     const z = y.map((_, j) => all.map((s) => (s.n && s.bins[j] ? s.bins[j].count / s.n : null)));
     const data = [{
       type: "heatmap", x, y, z, zmin: 0, colorscale: [[0, t.paper], [1, t.info]], showscale: true,
       colorbar: { thickness: 10, len: 0.9, tickformat: ".0%", outlinewidth: 0, tickfont: { size: 10 } },
-      hovertemplate: "step %{x}<br>confidence %{y:.2f}<br>%{z:.1%} of predictions<extra></extra>",
+      customdata: y.map(() => steps),
+      hovertemplate: "step %{customdata}<br>confidence %{y:.2f}<br>%{z:.1%} of predictions<extra></extra>",
       name: "share of predictions", showlegend: false,
     }];
     if (all.some((s) => s.meanConf !== null)) {
@@ -155,7 +158,10 @@ fs.calibration = (() => {
     }
     const layout = {
       ...base(t), hovermode: "closest",
-      xaxis: { title: { text: "step", standoff: 4, font: { size: 11, color: t.muted } }, gridcolor: t.grid, autorange: !range, range: range || undefined },
+      xaxis: {
+        title: { text: ax.title, standoff: 4, font: { size: 11, color: t.muted } }, type: ax.type, gridcolor: t.grid,
+        autorange: !range, range: range ? range.map(ax.map) : undefined,
+      },
       yaxis: { title: { text: "confidence", font: { size: 11, color: t.muted } }, range: [0, 1], gridcolor: t.grid, fixedrange: true },
     };
     return { data, layout };

@@ -90,7 +90,12 @@ fs.runCharts = (() => {
         const p = ev && ev.points && ev.points[0];
         if (!p) return;
         if (p.data && p.data.meta && p.data.meta.role === "alerts") handlers.onAlert(p.customdata);
-        else if (div.id === "chart-evo" && Number.isFinite(p.x)) handlers.onEval(p.x);
+        else if (div.id === "chart-evo") {
+          // the nearest evaluation to the clicked x (a step, time or epoch)
+          const step = handlers.toStep(p.x);
+          const evals = handlers.evalSteps();
+          if (Number.isFinite(step) && evals.length) handlers.onEval(evals.reduce((a, b) => (Math.abs(b - step) < Math.abs(a - step) ? b : a)));
+        }
       });
     };
   }
@@ -160,7 +165,7 @@ fs.runCharts = (() => {
 
   function drawCalibration(st, t, handlers) {
     const all = calibStats(st);
-    const sig = `${st.themeVersion}|${st.histVersion}|${st.evalStep}|${st.range}`;
+    const sig = `${st.themeVersion}|${st.histVersion}|${st.evalStep}|${st.range}|${st.axis.sig}`;
     if (!changed("calib-group", sig)) return;
     const empty = all.length === 0;
     for (const id of ["conf", "calib", "evo"]) showEmpty(id, empty);
@@ -178,12 +183,13 @@ fs.runCharts = (() => {
     fs.plots.draw(document.getElementById("chart-conf"), h.data, h.layout);
     const r = fs.calibration.reliabilityFigure(t, chosen);
     fs.plots.draw(document.getElementById("chart-calib"), r.data, r.layout);
-    const e = fs.calibration.evolutionFigure(t, all, st.range);
+    const e = fs.calibration.evolutionFigure(t, all, st.range, st.axis);
+    const at = st.axis.map(chosen.step);
     e.layout.shapes = [{
-      type: "line", xref: "x", yref: "paper", x0: chosen.step, x1: chosen.step, y0: 0, y1: 1,
+      type: "line", xref: "x", yref: "paper", x0: at, x1: at, y0: 0, y1: 1,
       line: { color: t.fg, width: 1, dash: "dot" },
     }];
-    fs.plots.draw(document.getElementById("chart-evo"), e.data, e.layout, init({ ...handlers, toStep: Number }, "evo"));
+    fs.plots.draw(document.getElementById("chart-evo"), e.data, e.layout, init(handlers, "evo"));
   }
 
   function drawAll(st, handlers) {

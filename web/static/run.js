@@ -209,6 +209,7 @@
   const handlers = {
     onRange: (r) => setRange(r),
     toStep: (x) => st.axis.toStep(x),
+    evalSteps: () => fs.runCharts.calibStats(st).map((c) => c.step),
     onY: (id, y) => {
       if (y) st.yr[id] = { range: y, log: Boolean(document.getElementById(`chart-${id}`)?.layout?.yaxis?.type === "log") };
       else delete st.yr[id];
