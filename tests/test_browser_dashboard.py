@@ -180,6 +180,8 @@ def test_x_axis_switches_between_step_time_and_epoch(site, chromium):
     # run start and duration by the training clock, not the upload time
     when = page.locator("#run-when").inner_text()
     assert "ran 3m 20s" in when, when
+    started = page.locator("#config tr[data-key='started_at'] td").inner_text()
+    assert "e+" not in started and "2025" in started, started  # a date, not 1.75e+9
     watch.assert_clean()
 
 
