@@ -33,6 +33,7 @@ from ._decode import Decoder
 from ._messages import Message
 
 MAX_PENDING = 20_000  # tensors held before a flush is forced, whatever the interval
+WALL_KEY = "time/wall"  # Unix seconds at the last step of each flush
 MAX_BLOCKS = 600  # blocks waiting for the sender (10 minutes at 1 s): a hard memory cap
 
 Row = tuple  # (step, kind, n_norms, present, n_losses, n_pnorms, extras)
@@ -190,6 +191,8 @@ class Recorder:
         self.next_flush = time.monotonic() + self.interval
         if not (self.rows or self._vectors or self._host or self._hists or self._hyper):
             return
+        if self.rows:  # wall-clock time once per flush, at its last step (time/wall)
+            self._host.append((WALL_KEY, self.rows[-1][0], time.time()))
         block = Block(
             self.rows,
             self.scalars,

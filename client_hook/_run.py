@@ -67,7 +67,11 @@ class Run:
         self.active = self.rank == 0 or every_rank
         if every_rank and self.world_size > 1:
             self.name = f"{self.name}-rank{self.rank}"
-        self.fitscope: dict = {"rules": _json_safe(rules or {}), "world_size": self.world_size}
+        self.fitscope: dict = {
+            "rules": _json_safe(rules or {}),
+            "world_size": self.world_size,
+            "started_at": time.time(),  # the training process's clock (Unix seconds)
+        }
         if self.world_size > 1:
             self.fitscope["rank"] = self.rank
         self.recorder = Recorder(self.id, interval=interval)

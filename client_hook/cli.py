@@ -267,8 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "export",
         help="write every point of a run as CSV or JSON Lines",
-        description="Write a run's series at full resolution. CSV has the columns key,step,value "
-        "(with --wide: step and one column per key); JSON Lines has one object per point and one "
+        description="Write a run's series at full resolution. CSV has the columns "
+        "key,step,value,time (time: the step's Unix time by the training clock, when the run "
+        "recorded time/wall; with --key: key,step,value; with --wide: step and one column per "
+        "key); JSON Lines has one object per point and one "
         "per histogram. Non-finite values are written NaN, Infinity, -Infinity.",
     )
     e.add_argument("run", metavar="RUN", help="run id, id prefix or name")

@@ -51,6 +51,14 @@ class RunOut(BaseModel):
 
 class RunDetailOut(RunOut):
     config: dict[str, Any]
+    started_at: datetime = Field(
+        description="when training started, by the training process's own clock "
+        "(`created_at` for a hook that does not say)"
+    )
+    last_time: datetime | None = Field(
+        default=None,
+        description="the training process's clock at its last recorded flush (`time/wall`)",
+    )
 
 
 MetricKey = Annotated[
@@ -121,6 +129,10 @@ class SeriesOut(BaseModel):
     total: int = Field(description="points in the requested range before reduction")
     last_step: int | None = Field(
         default=None, description="the highest step in the range; null when it is empty"
+    )
+    time: list[float] | None = Field(
+        default=None,
+        description="with `with_time`: Unix seconds at each step (from `time/wall`)",
     )
 
 

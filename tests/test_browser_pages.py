@@ -328,13 +328,26 @@ def test_faulty_run_page(site, chromium):
         assert page.locator("#health").inner_text().startswith("critical")
         for aid in site["alerts"]:
             page.locator(f"#alerts .alert[data-alert-id='{aid}']").wait_for()
-        # the panel puts open alerts first, the most severe first (the diagnosis may add more)
+        # open alerts the most severe first (the diagnosis may add more), except that a root
+        # cause comes before the alerts it caused
         items = page.locator("#alerts > .alert")
+        order = [int(items.nth(i).get_attribute("data-alert-id")) for i in range(items.count())]
         sev = [items.nth(i).get_attribute("class").split()[1] for i in range(items.count())]
+        assert sev[0] == "critical"
+        shown: Any = site["srv"].api(f"/api/v1/runs/{rid}/alerts")
+        for a in shown:
+            cause = (a["evidence"].get("caused_by") or {}).get("alert_id")
+            if a["status"] == "open" and cause in order and a["id"] in order:
+                assert order.index(cause) < order.index(a["id"])
         rank = {"critical": 3, "warning": 2, "info": 1}
-        assert (
-            sev[:2] == ["critical", "critical"] and sorted(sev, key=rank.get, reverse=True) == sev
-        )
+        cause_of = {a["id"]: (a["evidence"].get("caused_by") or {}).get("alert_id") for a in shown}
+        level = dict(zip(order, (rank[x] for x in sev), strict=True))
+        roots = [
+            max([level[i]] + [level[e] for e in order if cause_of.get(e) == i])
+            for i in order
+            if cause_of.get(i) not in order
+        ]  # a root ranks as its most severe effect
+        assert sorted(roots, reverse=True) == roots
         # the NaN loss is a visible marker, not a gap
         marks = trace(page, "chart-loss", "nonfinite", "train/loss")
         assert marks is not None and len(marks["x"]) > 0
@@ -357,8 +370,10 @@ def test_faulty_run_page(site, chromium):
     )
     alerts: Any = site["srv"].api(f"/api/v1/runs/{rid}/alerts")
     ev = next(a for a in alerts if str(a["id"]) == focused)["evidence"]
+    began = next(a for a in alerts if str(a["id"]) == focused)["onset_step"] or ev["start_step"]
+    began = min(max(began, ev["start_step"]), ev["end_step"])
     r = x_range(page, "chart-loss")
-    assert r is not None and r[0] <= ev["start_step"] and r[1] >= ev["end_step"]
+    assert r is not None and r[0] <= began <= r[1]  # where the condition began
     _shot(page, "run-faulty-zoomed-dark")
     # clicking another alert selects it instead; the charts holding its evidence are marked
     crit = site["alerts"][1]

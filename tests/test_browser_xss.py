@@ -52,7 +52,7 @@ def test_markup_in_user_strings_is_text(server, browser):
     assert page.locator("section.group h2").first.inner_text().startswith(PROJECT)
     page.locator(f"tr[data-run-id='{run_id}'] .health").filter(has_text="warning").wait_for()
 
-    page.goto(f"{server.url}/runs/{run_id}?key={KEY}")
+    page.goto(f"{server.url}/runs/{run_id}")
     chart_ready(page, "chart-loss")
     assert page.locator("#run-name").inner_text() == NAME
     assert page.locator("#crumb-project").inner_text() == PROJECT
@@ -61,11 +61,23 @@ def test_markup_in_user_strings_is_text(server, browser):
     assert "<b>y</b>" in page.locator("#alerts .evidence").inner_text()
     config_text = page.locator("#config").inner_text()
     assert "<b>lr</b>" in config_text and "<img src=x onerror=alert(6)>" in config_text
-    chart_ready(page, "chart-other")
-    assert trace(page, "chart-other", "line", KEY) is not None
-    # Plotly's legend and hover text show the key literally (entity-escaped, not markup)
-    legend = page.locator("#chart-other .legendtext").first.text_content()
+    # the key's own chart, in its prefix's group: its title and Plotly's legend show it literally
+    # (entity-escaped, not markup)
+    page.wait_for_function(
+        "(k) => [...document.querySelectorAll('section.card[data-key]')].some(c => c.dataset.key === k)",
+        arg=KEY,
+    )
+    chart = page.evaluate(
+        "(k) => [...document.querySelectorAll('section.card[data-key]')]"
+        ".find(c => c.dataset.key === k).querySelector('.chart').id",
+        KEY,
+    )
+    chart_ready(page, chart)
+    assert trace(page, chart, "line", KEY) is not None
+    assert page.locator(f"#card-{chart[len('chart-') :]} h3").inner_text() == KEY
+    legend = page.locator(f"#{chart} .legendtext").first.text_content()
     assert legend == KEY
+    assert "<i>x</i>" in page.locator("#alerts .evidence").inner_text()
     chart_ready(page, "chart-layers")
     ticks = page.locator("#chart-layers .ytick text").all_text_contents()
     assert LAYER in ticks

@@ -171,11 +171,11 @@ def test_export_every_point_csv_jsonl_wide(server, tmp_path):
     r = cli("export", "big", "-o", str(out), "--url", server.url, tmp_path=tmp_path)
     assert r.returncode == 0, r.stderr
     rows = list(csv.reader(out.open()))
-    assert rows[0] == ["key", "step", "value"]
-    loss = [(int(s), v) for k, s, v in rows[1:] if k == "train/loss"]
+    assert rows[0] == ["key", "step", "value", "time"]  # time: empty without time/wall
+    loss = [(int(s), v) for k, s, v, _ in rows[1:] if k == "train/loss"]
     assert [s for s, _ in loss] == list(range(1, 3001))  # full resolution, not reduced
     assert float(loss[2][1]) == 1.0 / 3 and loss[-1][1] == "NaN"
-    assert [v for k, _, v in rows[1:] if k == "val/loss"] == ["0.5", "Infinity", "0.25"]
+    assert [v for k, _, v, _ in rows[1:] if k == "val/loss"] == ["0.5", "Infinity", "0.25"]
     assert not list(tmp_path.glob("*.part"))
 
     jl = cli("export", run_id, "--format", "jsonl", "--url", server.url, tmp_path=tmp_path)
@@ -183,7 +183,13 @@ def test_export_every_point_csv_jsonl_wide(server, tmp_path):
     assert sum(1 for d in docs if d.get("key") == "train/loss") == 3000
     # the server's run export: a run line, then points, histograms and alerts, each typed
     assert docs[0]["type"] == "run" and docs[0]["id"] == run_id
-    assert {"type": "point", "key": "val/loss", "step": 2000, "value": "Infinity"} in docs
+    assert {
+        "type": "point",
+        "key": "val/loss",
+        "step": 2000,
+        "value": "Infinity",
+        "time": None,
+    } in docs
     [hist] = [d for d in docs if d.get("key") == "val/confidence"]
     assert hist["counts"] == [3.0, 5.0] and hist["correct"] == [1.0, 4.0] and hist["step"] == 1000
 
@@ -399,7 +405,7 @@ def test_client_commands_need_no_server_packages(server, tmp_path):
         assert r.returncode == 0, (args, r.stderr)
         out[args[0]] = r.stdout
     assert "light" in out["runs"] and "no alerts" in out["alerts"]
-    assert out["export"].splitlines() == ["key,step,value", "a,1,1.0", "a,2,2.0"]
+    assert out["export"].splitlines() == ["key,step,value,time", "a,1,1.0,", "a,2,2.0,"]
     assert {x["name"] for x in server.api("/api/v1/runs")} == {"light", "h"}
     blocked = subprocess.run(
         [sys.executable, str(script), "serve", "--port", "1"],

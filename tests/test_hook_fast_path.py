@@ -93,7 +93,8 @@ def _train(server: AppServer, loop: Callable, scheduler: bool, frozen_bias: bool
 def _everything(server: AppServer, run_id: str) -> dict:
     out = {}
     for key in server.counts(run_id):
-        out[key] = server.series(run_id, key)
+        if key != "time/wall":  # the clock differs between two runs
+            out[key] = server.series(run_id, key)
     for key in ("train/labels", "val/confidence"):
         out[key] = server.histograms(run_id, key)
     return out

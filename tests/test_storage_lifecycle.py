@@ -139,11 +139,11 @@ def test_run_export_as_json_lines_and_csv(client):
     assert lines[0]["type"] == "run" and lines[0]["id"] == "ex"
     pts = [x for x in lines if x["type"] == "point"]
     assert len(pts) == 5002
-    assert {"type": "point", "key": "odd", "step": 2, "value": "-Infinity"} in pts
+    assert {"type": "point", "key": "odd", "step": 2, "value": "-Infinity", "time": None} in pts
     assert [x["step"] for x in lines if x["type"] == "histogram"] == [5]
     # the planted alert, plus whatever the diagnosis raised on the data (its NaN losses)
     assert "divergence" in [x["rule"] for x in lines if x["type"] == "alert"]
     csv = client.get("/api/v1/runs/ex/export", params={"format": "csv"}).text.splitlines()
-    assert csv[0] == "key,step,value" and len(csv) == 5003 and "odd,1,NaN" in csv
+    assert csv[0] == "key,step,value,time" and len(csv) == 5003 and "odd,1,NaN," in csv
     assert client.get("/api/v1/runs/nope/export").status_code == 404
     assert client.get("/api/v1/runs/ex/export", params={"format": "xml"}).status_code == 422

@@ -108,7 +108,7 @@ def test_full_series_and_export_round_trip(big):
     ) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         lines = list(r.iter_lines())
-    assert lines[0] == "key,step,value" and len(lines) == N + 1
-    assert lines[SPIKE_AT] == f"grad_norm/total,{SPIKE_AT},50.0"
-    assert lines[NAN_AT] == f"grad_norm/total,{NAN_AT},NaN"
+    assert lines[0] == "key,step,value,time" and len(lines) == N + 1
+    assert lines[SPIKE_AT] == f"grad_norm/total,{SPIKE_AT},50.0,"
+    assert lines[NAN_AT] == f"grad_norm/total,{NAN_AT},NaN,"
     assert float(lines[5].split(",")[2]) == values[4]

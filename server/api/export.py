@@ -18,6 +18,7 @@ from ..storage import histograms as hist_store
 from ..storage import points
 from ..storage import runs as run_store
 from ..storage.blocks import Block
+from ..walltime import WallClock
 from .deps import DbDep, RunId
 from .runs import run_detail
 
@@ -44,15 +45,20 @@ def _csv_field(text: str) -> str:
     return buf.getvalue()
 
 
-def _point_lines(fmt: str, pre: str, b: Block) -> str:
+def _times(clock: WallClock | None, b: Block) -> list:
+    return [None] * len(b.steps) if clock is None else clock.at(b.steps).tolist()
+
+
+def _point_lines(fmt: str, pre: str, b: Block, clock: WallClock | None) -> str:
+    steps, values, times = b.steps.tolist(), b.values.tolist(), _times(clock, b)
     if fmt == "csv":
         return "".join(
-            f"{pre}{st},{_csv_num(v)}\n"
-            for st, v in zip(b.steps.tolist(), b.values.tolist(), strict=True)
+            f"{pre}{st},{_csv_num(v)},{'' if t is None else repr(t)}\n"
+            for st, v, t in zip(steps, values, times, strict=True)
         )
     return "".join(
-        f'{pre}{st},"value":{_num(v)}}}\n'
-        for st, v in zip(b.steps.tolist(), b.values.tolist(), strict=True)
+        f'{pre}{st},"value":{_num(v)},"time":{"null" if t is None else repr(t)}}}\n'
+        for st, v, t in zip(steps, values, times, strict=True)
     )
 
 
@@ -70,8 +76,10 @@ def _blocks(db: Database, sid: int) -> Iterator[Block]:
 def _lines(
     db: Database, run_id: str, series: list, hists: list, fmt: str, head: dict | None
 ) -> Iterator[bytes]:
+    with db.session() as s:
+        clock = WallClock.of_run(s, run_id)
     if fmt == "csv":
-        yield b"key,step,value\n"
+        yield b"key,step,value,time\n"
     elif head is not None:
         yield orjson.dumps({"type": "run", **head}) + b"\n"
     for sid, key in series:
@@ -80,7 +88,7 @@ def _lines(
         else:
             pre = '{"type":"point","key":' + orjson.dumps(key).decode() + ',"step":'
         for b in _blocks(db, sid):
-            yield _point_lines(fmt, pre, b).encode()
+            yield _point_lines(fmt, pre, b, clock).encode()
     if fmt == "jsonl" and head is not None:
         with db.session() as s:
             for sid, key in hists:
@@ -112,8 +120,9 @@ def _lines(
     "/{run_id}/export",
     summary="Every point of a run or of one series, streamed as CSV or JSON lines",
     description="`format=jsonl` (default): a `run` line, then one `point` line per point "
-    "(`key`, `step`, `value`), then `histogram` and `alert` lines. `format=csv`: "
-    "`key,step,value` rows of the scalar series. With `key`, only that series' points. "
+    "(`key`, `step`, `value`, `time`), then `histogram` and `alert` lines. `format=csv`: "
+    "`key,step,value,time` rows of the scalar series. `time` is the step's Unix time in "
+    "seconds, interpolated from the hook's `time/wall` series (empty/null without it). With `key`, only that series' points. "
     "Non-finite values are `NaN`, `Infinity`, `-Infinity`.",
     response_class=StreamingResponse,
 )

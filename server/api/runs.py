@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Query, Response, status
 
 from ..live import mark_crashed
@@ -9,6 +11,7 @@ from ..models import RunRow
 from ..schemas import FinishIn, RunDetailOut, RunIn, RunOut, RunPatchIn
 from ..storage import points
 from ..storage import runs as store
+from ..walltime import last_time
 from .deps import DbDep, RunId, SettingsDep
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
@@ -27,8 +30,27 @@ def run_out(row: RunRow) -> RunOut:
     )
 
 
-def run_detail(row: RunRow) -> RunDetailOut:
-    return RunDetailOut(**run_out(row).model_dump(), config=store.load_config(row.config))
+def _utc(seconds: object) -> datetime | None:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(float(seconds), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def run_detail(row: RunRow, last_time: float | None = None) -> RunDetailOut:
+    """A run with its config; ``started_at`` from the hook's own clock where it sent one."""
+    out = run_out(row)
+    config = store.load_config(row.config)
+    meta = config.get("fitscope") if isinstance(config, dict) else None
+    started = _utc(meta.get("started_at")) if isinstance(meta, dict) else None
+    return RunDetailOut(
+        **out.model_dump(),
+        config=config,
+        started_at=started or out.created_at,
+        last_time=_utc(last_time),
+    )
 
 
 @router.get("", response_model=list[RunOut], summary="All runs, newest first")
@@ -62,7 +84,8 @@ def create_run(body: RunIn, db: DbDep, response: Response) -> RunDetailOut:
 def get_run(run_id: RunId, db: DbDep, settings: SettingsDep) -> RunDetailOut:
     mark_crashed(db, settings.heartbeat_timeout)
     with db.session() as s:
-        return run_detail(store.get_run(s, run_id))
+        row = store.get_run(s, run_id)
+        return run_detail(row, last_time(s, run_id))
 
 
 @router.patch("/{run_id}", response_model=RunDetailOut, summary="Merge keys into a run's config")

@@ -17,6 +17,7 @@ from ..schemas import HistogramsOut, KeyOut, SeriesOut
 from ..storage import histograms as hist_store
 from ..storage import points, summaries
 from ..storage.blocks import CHUNK_POINTS
+from ..walltime import WallClock
 from .deps import DbDep, RunId
 
 router = APIRouter(prefix="/api/v1/runs", tags=["series"])
@@ -55,7 +56,9 @@ def list_keys(run_id: RunId, db: DbDep) -> list[KeyOut]:
     "points that keeps each bucket's exact `min` and `max`, so no spike is hidden. "
     "`start`/`end` restrict to a step range (inclusive) at full detail; `after` returns only "
     "points after a step. `last_step` is the highest step in the range (also when reduced: "
-    "the reduction's own steps are bucket starts), so `after=last_step` continues it.",
+    "the reduction's own steps are bucket starts), so `after=last_step` continues it. "
+    "With `with_time=true`, `time` gives each step's Unix time in seconds (interpolated from "
+    "the hook's `time/wall` series; null when the run has none).",
 )
 def get_series(
     run_id: RunId,
@@ -65,12 +68,19 @@ def get_series(
     start: int | None = Query(default=None, ge=0),
     end: int | None = Query(default=None, ge=0),
     after: int | None = Query(default=None, ge=-1),
+    with_time: bool = Query(
+        default=False,
+        description="add `time`: the Unix time (s) of each step, interpolated from `time/wall`",
+    ),
 ) -> Response:
     t0 = time.perf_counter()
     lo, hi = points.bounds(start, end, after)
     reduced: dict | None = None
     units: summaries.Units | None = None
+    clock: WallClock | None = None
     with db.session() as s:
+        if with_time:
+            clock = WallClock.of_run(s, run_id)
         if max_points is None:
             steps, values = points.read_arrays(s, run_id, key, lo, hi)
         else:
@@ -114,6 +124,8 @@ def get_series(
             "total": total,
             "last_step": last_step,
         }
+    if with_time:
+        body["time"] = None if clock is None else clock.at(body["steps"])
     resp = JSONOut(body)
     t3 = time.perf_counter()
     resp.headers["Server-Timing"] = (

@@ -80,7 +80,16 @@ fs.calibration = (() => {
         marker: { color: t.info }, hovertext: s.bins.map((b) => `${binLabel(b)}: ${b.count}`), hoverinfo: "text",
       });
     }
-    const layout = { ...base(t), ...axes(t, "max softmax confidence", "predictions"), barmode: "stack", hovermode: "closest" };
+    // side by side on a log count axis: the few wrong predictions stay readable next to
+    // thousands of right ones (an empty bin draws no bar)
+    const layout = { ...base(t), ...axes(t, "max softmax confidence", "predictions (log)"), barmode: "group", hovermode: "closest" };
+    const top = Math.max(1, ...data.flatMap((d) => d.y.filter((v) => v > 0)));
+    Object.assign(layout.yaxis, {
+      type: "log", range: [-0.1, Math.log10(top) + 0.15], dtick: 1, exponentformat: "power", minor: { showgrid: false },
+    });
+    for (const d of data) d.width = d.width.map((w) => w / (data.length > 1 ? 2 : 1));
+    if (data.length > 1) data[0].offset = data[0].width.map((w) => -w);
+    if (data.length > 1) data[1].offset = data[1].width.map(() => 0);
     return { data, layout };
   }
 
@@ -121,15 +130,18 @@ fs.calibration = (() => {
 
   // How the confidence distribution moved across evaluations (share of predictions per bin),
   // with the mean confidence and the accuracy of each evaluation drawn over it.
-  function evolutionFigure(t, all, range) {
-    const x = all.map((s) => s.step);
+  function evolutionFigure(t, all, range, axis = null) {
+    const ax = axis || { map: (v) => v, type: "linear", title: "step" };
+    const steps = all.map((s) => s.step);
+    const x = steps.map(ax.map);
     const nb = all.length ? all[all.length - 1].bins.length : 0;
     const y = nb ? all[all.length - 1].bins.map((b) => b.center) : [];
     const z = y.map((_, j) => all.map((s) => (s.n && s.bins[j] ? s.bins[j].count / s.n : null)));
     const data = [{
       type: "heatmap", x, y, z, zmin: 0, colorscale: [[0, t.paper], [1, t.info]], showscale: true,
       colorbar: { thickness: 10, len: 0.9, tickformat: ".0%", outlinewidth: 0, tickfont: { size: 10 } },
-      hovertemplate: "step %{x}<br>confidence %{y:.2f}<br>%{z:.1%} of predictions<extra></extra>",
+      customdata: y.map(() => steps),
+      hovertemplate: "step %{customdata}<br>confidence %{y:.2f}<br>%{z:.1%} of predictions<extra></extra>",
       name: "share of predictions", showlegend: false,
     }];
     if (all.some((s) => s.meanConf !== null)) {
@@ -146,7 +158,10 @@ fs.calibration = (() => {
     }
     const layout = {
       ...base(t), hovermode: "closest",
-      xaxis: { title: { text: "step", standoff: 4, font: { size: 11, color: t.muted } }, gridcolor: t.grid, autorange: !range, range: range || undefined },
+      xaxis: {
+        title: { text: ax.title, standoff: 4, font: { size: 11, color: t.muted } }, type: ax.type, gridcolor: t.grid,
+        autorange: !range, range: range ? range.map(ax.map) : undefined,
+      },
       yaxis: { title: { text: "confidence", font: { size: 11, color: t.muted } }, range: [0, 1], gridcolor: t.grid, fixedrange: true },
     };
     return { data, layout };

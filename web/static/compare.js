@@ -1,6 +1,8 @@
 "use strict";
-// Compare runs (/compare?runs=a,b,...): the chosen metrics of every run overlaid on shared step
-// axes, a summary of their outcomes, and their configs side by side with differences marked.
+// Compare runs (/compare?runs=a,b,...): any number of charts (?a=key&b=key&c=key...), each
+// overlaying the chosen metric of every shown run on a shared step axis; runs can be hidden
+// (?off=), told apart by a short id when their names repeat, and grouped by a config key
+// (?group=lr) into a mean line with a min/max band. Below: a summary and the configs side by side.
 (() => {
   const $ = (id) => document.getElementById(id);
   const MAX_POINTS = 2000;
@@ -8,8 +10,13 @@
   const ids = [...new Set((fs.params().get("runs") || "").split(",").map((s) => s.trim()).filter(Boolean))];
   const runs = []; // {id, run, keys: Map, alerts, color}
   const series = new Map(); // `${id} ${key}` -> Series
-  const panes = { a: { key: null, log: null }, b: { key: null, log: null } }; // log null: automatic
-  let range = null;
+  const LETTERS = "abcdefghijklmnopqrstuvwxyz";
+  const panes = {}; // letter -> {key, log, yr}; log null: automatic
+  let off = new Set(); // run ids hidden from the charts
+  let groupKey = null; // a config key: runs grouped by its value
+  let range = null; // in steps
+  let xmode = "step"; // or "relative" | "wall" | "epoch": each run mapped by its own clock
+  let xr = null; // a zoom in a time or epoch mode, in that axis's units
   let smoothing = 0;
   let themeVersion = 0;
   const drawn = {};
@@ -37,23 +44,122 @@
     return prefer.find((k) => keys.includes(k)) || keys[0] || null;
   }
 
+  // A run's label: its name, with a short id when another compared run has the same name.
+  function label(r) {
+    const same = runs.filter((x) => x.run.name === r.run.name).length > 1;
+    return same ? `${r.run.name} · ${r.id.slice(0, 6)}` : r.run.name;
+  }
+
+  function configValue(r, key) {
+    const hit = fs.config.flatten(r.run.config || {}).find(([k]) => k === key);
+    return hit ? fs.config.show(hit[1]) : "(unset)";
+  }
+
+  // Mean, min and max over runs at the union of their steps (each run interpolated inside its
+  // own range; a run does not count where it has no data).
+  function aggregate(views) {
+    let xs = [...new Set(views.flatMap((v) => v.x))].sort((a, b) => a - b);
+    if (xs.length > MAX_POINTS) xs = Array.from({ length: MAX_POINTS }, (_, i) => xs[Math.round((i * (xs.length - 1)) / (MAX_POINTS - 1))]);
+    const mean = [], lo = [], hi = [], n = [];
+    for (const x of xs) {
+      let sum = 0, k = 0, a = Infinity, b = -Infinity;
+      for (const v of views) {
+        if (!v.x.length || x < v.x[0] || x > v.x[v.x.length - 1]) continue;
+        const y = fs.xaxis.interp(v.x, v.y, x);
+        if (!Number.isFinite(y)) continue;
+        sum += y; k++; a = Math.min(a, y); b = Math.max(b, y);
+      }
+      mean.push(k ? sum / k : null); lo.push(k ? a : null); hi.push(k ? b : null); n.push(k);
+    }
+    return { x: xs, mean, lo, hi, n };
+  }
+
+  function groupTraces(t, key, shown) {
+    const groups = new Map();
+    for (const { r, s } of shown) {
+      const v = configValue(r, groupKey);
+      if (!groups.has(v)) groups.set(v, []);
+      groups.get(v).push(fs.xaxis.mapView(axisOf(r), s.view()));
+    }
+    const out = [];
+    [...groups.entries()].sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true })).forEach(([v, views], i) => {
+      const color = t.palette[i % t.palette.length];
+      const g = aggregate(views);
+      const name = fs.plotText(`${groupKey}=${v} (${views.length} run${views.length === 1 ? "" : "s"})`);
+      out.push({ x: g.x, y: g.hi, type: "scatter", mode: "lines", line: { width: 0, color }, hoverinfo: "skip", showlegend: false, legendgroup: name, meta: { role: "band", key } });
+      out.push({
+        x: g.x, y: g.lo, type: "scatter", mode: "lines", line: { width: 0, color }, fill: "tonexty",
+        fillcolor: fs.plots.rgba(color, 0.2), hoverinfo: "skip", showlegend: false, legendgroup: name, meta: { role: "band", key },
+      });
+      out.push({
+        x: g.x, y: g.mean, customdata: g.x, type: "scatter", mode: "lines", name, line: { color, width: 2 }, legendgroup: name,
+        hovertemplate: `${name}: mean %{y:.5~g} <span style="opacity:.7">(step %{x})</span><extra></extra>`,
+        meta: { role: "mean", key, label: `${groupKey}=${v}` },
+      });
+    });
+    return out;
+  }
+
+  // Each run's own x axis (its clock, its epochs); runs that lack the mode's data are left out.
+  function axisOf(r) {
+    const wall = series.get(sid(r.id, fs.xaxis.WALL_KEY)) || null;
+    const ek = fs.xaxis.epochKey(r.keys);
+    const epoch = ek ? series.get(sid(r.id, ek)) || null : null;
+    const startSec = r.run.started_at ? Date.parse(r.run.started_at) / 1000 : null;
+    return fs.xaxis.make(xmode, { wall, epoch, startSec });
+  }
+
+  async function loadClocks() {
+    await Promise.all(runs.flatMap((r) => [fs.xaxis.WALL_KEY, fs.xaxis.epochKey(r.keys)].filter(Boolean).map((k) => ensure(r, k).catch(console.warn))));
+  }
+
+  function xNumber(v) {
+    return xmode === "wall" ? fs.xaxis.parseLocal(v) : Number(v);
+  }
+
   function drawPane(name, t) {
     const pane = panes[name];
-    const list = runs.map((r) => ({ r, s: series.get(sid(r.id, pane.key)) })).filter((x) => x.s);
-    const sig = `${themeVersion}|${range}|${smoothing}|${pane.log}|${pane.key}|${list.map((x) => x.s.version)}`;
+    if (!pane || !pane.key) return;
+    const all = runs.filter((r) => !off.has(r.id)).map((r) => ({ r, s: series.get(sid(r.id, pane.key)), ax: axisOf(r) })).filter((x) => x.s);
+    const list = all.filter((x) => x.ax.mode === xmode);
+    const left = all.filter((x) => x.ax.mode !== xmode).map((x) => label(x.r));
+    const clocks = runs.map((r) => { const w = series.get(sid(r.id, fs.xaxis.WALL_KEY)); return w ? w.version : -1; });
+    const sig = `${themeVersion}|${range}|${xmode}|${xr}|${clocks}|${smoothing}|${pane.log}|${pane.yr}|${pane.key}|${groupKey}|${[...off]}|${list.map((x) => `${x.r.id}:${x.s.version}`)}`;
     if (drawn[name] === sig) return;
     drawn[name] = sig;
-    const traces = list.flatMap(({ r, s }) => fs.plots.seriesTraces(t, pane.key, s.view(), {
-      color: r.color, name: r.run.name, smoothing, markers: pane.key.startsWith("val/") && s.x.length < 300,
-    }));
+    const note = document.querySelector(`#card-${name} .pane-note`);
+    if (note) note.textContent = left.length ? `no ${fs.xaxis.MODES[xmode]} recorded for ${left.join(", ")}: not shown` : "";
+    const traces = groupKey ? groupTraces(t, pane.key, list) : list.flatMap(({ r, s, ax }) => fs.plots.seriesTraces(t, pane.key, fs.xaxis.mapView(ax, s.view()), {
+      color: r.color, name: label(r), smoothing, markers: s.x.length < 300 && (pane.key.startsWith("val/") || s.x.length < fs.plots.SPARSE),
+    }).map((tr) => ({ ...tr, meta: { ...tr.meta, label: label(r), run: r.id } })));
     const log = pane.log ?? fs.plots.autoLog(traces);
     $(`log-${name}`).checked = log;
-    const yRange = range ? fs.plots.fitY(traces, range[0], range[1], log) : null;
-    const lay = fs.plots.layout(t, { log, range, yRange });
+    const user = pane.yr && pane.yr.log === log ? pane.yr.range : null;
+    const shownRange = xmode === "step" ? range : xr;
+    const fitRange = shownRange && xmode === "wall" ? shownRange.map(xNumber) : shownRange;
+    const yRange = user || (fitRange ? fs.plots.fitY(traces, fitRange[0], fitRange[1], log) : null) || fs.plots.constantRange(traces, log);
+    const ax0 = list.length ? list[0].ax : fs.xaxis.make("step");
+    const lay = fs.plots.layout(t, {
+      log, range: shownRange, yRange, yTicks: fs.plots.yTicks(traces, log, yRange), xTitle: ax0.title, xType: ax0.type,
+    });
     fs.plots.draw($(`chart-${name}`), traces, lay, (div) => {
       div.on("plotly_relayout", (ev) => {
-        const r = fs.plots.relayoutRange(ev);
-        if (r) setRange(r === "auto" ? null : r);
+        const y = fs.plots.relayoutY(ev);
+        if (y) {
+          panes[name].yr = y === "auto" ? null : { range: y, log: div.layout.yaxis.type === "log" };
+          drawn[name] = null;
+          schedule();
+        }
+        if (xmode === "step") {
+          const r = fs.plots.relayoutRange(ev);
+          if (r) setRange(r === "auto" ? null : r);
+          return;
+        }
+        const r = fs.plots.relayoutRange(ev, (v) => v);
+        if (r) {
+          xr = r === "auto" ? null : r;
+          schedule();
+        }
       });
     });
   }
@@ -64,8 +170,7 @@
     timer = setTimeout(() => {
       timer = null;
       const t = fs.theme();
-      drawPane("a", t);
-      drawPane("b", t);
+      for (const name of Object.keys(panes)) drawPane(name, t);
       renderSummary();
     }, 60);
   }
@@ -92,13 +197,22 @@
     return node;
   }
 
+  // One entry per run: its colour, a toggle to show or hide it, its link, status and health.
   function renderLegend() {
-    $("legend").replaceChildren(...runs.map((r) => fs.el("li", {},
-      swatch(r.color),
-      fs.el("a", { href: `/runs/${encodeURIComponent(r.id)}` }, r.run.name),
-      fs.el("span", { class: "muted" }, ` ${r.run.project} `),
-      fs.el("span", { class: `status ${r.run.status}` }, r.run.status), " ",
-      fs.alerts.badge(r.alerts))));
+    $("legend").replaceChildren(...runs.map((r) => {
+      const box = fs.el("input", { type: "checkbox", "data-run-toggle": r.id, checked: !off.has(r.id), "aria-label": `show ${label(r)}` });
+      box.addEventListener("change", () => {
+        if (box.checked) off.delete(r.id); else off.add(r.id);
+        fs.setParams({ off: [...off].join(",") || null });
+        schedule();
+      });
+      return fs.el("li", { "data-run": r.id },
+        box, swatch(r.color),
+        fs.el("a", { href: `/runs/${encodeURIComponent(r.id)}`, title: `run ${r.id}` }, label(r)),
+        fs.el("span", { class: "muted" }, ` ${r.run.project} `),
+        fs.el("span", { class: `status ${r.run.status}` }, r.run.status), " ",
+        fs.alerts.badge(r.alerts));
+    }));
   }
 
   function renderSummary() {
@@ -114,7 +228,7 @@
       ["train loss (last)", (r) => val(r, "train/loss", "last"), "min"],
       ["val loss (best)", (r) => val(r, "val/loss", "min"), "min"],
       ["val accuracy (best)", (r) => val(r, "val/accuracy", "max"), "max", fs.pct],
-      ["ran", (r) => fs.duration((r.run.finished_at ? new Date(r.run.finished_at) : r.run.status === "running" ? Date.now() : new Date(r.run.heartbeat_at)) - new Date(r.run.created_at))],
+      ["ran", (r) => fs.duration((r.run.status === "running" ? Date.now() : new Date(r.run.last_time || r.run.finished_at || r.run.heartbeat_at)) - new Date(r.run.started_at || r.run.created_at))],
     ];
     const body = rows.map(([label, get, better, fmt]) => {
       const vals = runs.map(get);
@@ -125,24 +239,73 @@
         v instanceof Node ? v : typeof v === "number" ? (fmt || fs.num)(v) : v === undefined ? "–" : v)));
     });
     $("summary").replaceChildren(fs.el("table", { class: "kv compare" },
-      fs.el("thead", {}, fs.el("tr", {}, fs.el("th", {}, ""), runs.map((r) => fs.el("th", { scope: "col" }, r.run.name)))),
+      fs.el("thead", {}, fs.el("tr", {}, fs.el("th", {}, ""), runs.map((r) => fs.el("th", { scope: "col" }, label(r))))),
       fs.el("tbody", {}, body)));
   }
 
   function renderConfig() {
-    $("config").replaceChildren(fs.config.compare(runs.map((r) => r.run), { onlyDiff: $("only-diff").checked }));
+    $("config").replaceChildren(fs.config.compare(runs.map((r) => ({ ...r.run, name: label(r) })), { onlyDiff: $("only-diff").checked }));
+  }
+
+  function paneCard(name) {
+    const only = Object.keys(panes).length <= 1;
+    return fs.el("section", { class: "card", id: `card-${name}`, "data-chart": name, "aria-labelledby": `h-${name}` },
+      fs.el("header", {},
+        fs.el("h2", { id: `h-${name}` }, fs.el("label", { for: `key-${name}` }, "Metric")),
+        fs.el("span", { class: "tools" },
+          fs.el("select", { id: `key-${name}`, "data-pane": name }),
+          fs.el("label", {}, fs.el("input", { type: "checkbox", id: `log-${name}`, "data-log": name }), " log scale"),
+          fs.el("button", { type: "button", class: "mini", "data-yreset": name, title: "reset the y range" }, "reset y"),
+          fs.el("span", { class: "pane-note muted" }),
+          fs.el("button", { type: "button", class: "mini", "data-csv": name, title: "download the shown data as CSV" }, "CSV"),
+          only ? null : fs.el("button", { type: "button", class: "mini", "data-remove-pane": name, "aria-label": "remove this chart" }, "×"))),
+      fs.el("div", { class: "chart", id: `chart-${name}`, role: "img", "aria-label": "the chosen metric of every compared run" }));
+  }
+
+  function renderPanes() {
+    const keys = allKeys();
+    $("panes").replaceChildren(...Object.keys(panes).map((name) => {
+      const card = paneCard(name);
+      const sel = card.querySelector("select");
+      sel.replaceChildren(...keys.map((k) => fs.el("option", { value: k, selected: k === panes[name].key }, k)));
+      sel.addEventListener("change", (e) => choose(name, e.target.value));
+      drawn[name] = null;
+      return card;
+    }));
   }
 
   function renderSelects() {
-    const keys = allKeys();
-    for (const name of ["a", "b"]) {
-      $(`key-${name}`).replaceChildren(...keys.map((k) => fs.el("option", { value: k, selected: k === panes[name].key }, k)));
-    }
+    renderPanes();
+    const opts = [...new Set(runs.flatMap((r) => fs.config.flatten(r.run.config || {}).map(([k]) => k)))]
+      .filter((k) => !/^fitscope\.(layers|parameters)\./.test(k)).sort();
+    $("group-by").replaceChildren(fs.el("option", { value: "" }, "(no grouping)"),
+      ...opts.map((k) => fs.el("option", { value: k, selected: k === groupKey }, k)));
+  }
+
+  function nextKey() {
+    const used = new Set(Object.values(panes).map((p) => p.key));
+    return allKeys().find((k) => !used.has(k) && k !== "time/wall") || allKeys()[0] || null;
+  }
+
+  async function addPane(key) {
+    const name = [...LETTERS].find((l) => !panes[l]);
+    if (!name) return;
+    panes[name] = { key: null, log: null, yr: null };
+    renderPanes();
+    await choose(name, key || nextKey());
+  }
+
+  function removePane(name) {
+    delete panes[name];
+    fs.setParams({ [name]: null });
+    renderPanes();
+    schedule();
   }
 
   async function choose(name, key) {
     panes[name].key = key;
     panes[name].log = null; // a new metric gets the automatic scale again
+    panes[name].yr = null;
     fs.setParams({ [name]: key });
     await Promise.all(runs.map((r) => ensure(r, key)));
     schedule();
@@ -177,21 +340,47 @@
 
   function wire() {
     const p = fs.params();
-    for (const name of ["a", "b"]) {
-      $(`key-${name}`).addEventListener("change", (e) => choose(name, e.target.value));
-    }
+    for (const l of LETTERS) if (p.get(l)) panes[l] = { key: p.get(l), log: null, yr: null };
+    off = new Set((p.get("off") || "").split(",").filter(Boolean));
+    groupKey = p.get("group") || null;
     for (const item of (p.get("log") || "").split(",").filter(Boolean)) {
       const name = item.replace(/^-/, "");
-      if (panes[name]) panes[name].log = !item.startsWith("-");
+      if (!panes[name]) panes[name] = { key: null, log: null, yr: null };
+      panes[name].log = !item.startsWith("-");
     }
-    for (const box of document.querySelectorAll("input[data-log]")) {
-      box.addEventListener("change", () => {
-        panes[box.dataset.log].log = box.checked;
-        const explicit = Object.keys(panes).filter((k) => panes[k].log !== null);
-        fs.setParams({ log: explicit.map((k) => (panes[k].log ? k : `-${k}`)).join(",") });
-        schedule();
-      });
-    }
+    $("panes").addEventListener("change", (e) => {
+      const box = e.target.closest("input[data-log]");
+      if (!box) return;
+      panes[box.dataset.log].log = box.checked;
+      panes[box.dataset.log].yr = null;
+      const explicit = Object.keys(panes).filter((k) => panes[k].log !== null);
+      fs.setParams({ log: explicit.map((k) => (panes[k].log ? k : `-${k}`)).join(",") });
+      schedule();
+    });
+    $("panes").addEventListener("click", (e) => {
+      const b = e.target.closest("button");
+      if (!b) return;
+      if (b.dataset.yreset) { panes[b.dataset.yreset].yr = null; drawn[b.dataset.yreset] = null; schedule(); }
+      if (b.dataset.removePane) removePane(b.dataset.removePane);
+      if (b.dataset.csv) {
+        const r = range || [-Infinity, Infinity];
+        fs.plots.download(`compare-${(panes[b.dataset.csv].key || "chart").replace(/[^A-Za-z0-9_.-]+/g, "_")}.csv`, fs.plots.csv($(`chart-${b.dataset.csv}`), r[0], r[1]));
+      }
+    });
+    $("add-pane").addEventListener("click", () => addPane());
+    if (p.get("x") && fs.xaxis.MODES[p.get("x")]) xmode = $("xmode").value = p.get("x");
+    $("xmode").addEventListener("change", async (e) => {
+      xmode = e.target.value;
+      xr = null;
+      for (const pane of Object.values(panes)) pane.yr = null;
+      fs.setParams({ x: xmode === "step" ? null : xmode });
+      schedule();
+    });
+    $("group-by").addEventListener("change", (e) => {
+      groupKey = e.target.value || null;
+      fs.setParams({ group: groupKey });
+      schedule();
+    });
     const sm = Number(p.get("smooth"));
     if (sm > 0 && sm < 1) {
       smoothing = sm;
@@ -204,7 +393,7 @@
       fs.setParams({ smooth: smoothing || null });
       schedule();
     });
-    $("reset-zoom").addEventListener("click", () => setRange(null));
+    $("reset-zoom").addEventListener("click", () => { xr = null; setRange(null); schedule(); });
     $("controls").addEventListener("submit", (e) => e.preventDefault());
     $("only-diff").addEventListener("change", renderConfig);
     window.addEventListener("fitscope:theme", () => { themeVersion++; schedule(); });
@@ -236,15 +425,19 @@
       $("problem").hidden = false;
       $("problem").textContent = `Not found: ${missing.join(", ")}`;
     }
-    document.title = `fitscope · compare ${runs.map((r) => r.run.name).join(" vs ")}`;
-    const p = fs.params();
-    panes.a.key = p.get("a") || pickDefault(["train/loss", "val/loss"]);
-    panes.b.key = p.get("b") || pickDefault(["val/accuracy", "val/loss", "grad_norm/total"]);
+    document.title = `fitscope · compare ${runs.map(label).join(" vs ")}`;
+    if (!Object.keys(panes).length) {
+      panes.a = { key: null, log: null, yr: null };
+      panes.b = { key: null, log: null, yr: null };
+    }
+    for (const [name, pane] of Object.entries(panes)) {
+      if (!pane.key) pane.key = name === "a" ? pickDefault(["train/loss", "val/loss"]) : pickDefault(["val/accuracy", "val/loss", "grad_norm/total"]);
+    }
     renderSelects();
     renderLegend();
     renderConfig();
-    const keys = new Set([panes.a.key, panes.b.key, ...SUMMARY_KEYS]);
-    await Promise.all(runs.flatMap((r) => [...keys].map((k) => ensure(r, k).catch(console.warn))));
+    const keys = new Set([...Object.values(panes).map((x) => x.key), ...SUMMARY_KEYS]);
+    await Promise.all([...runs.flatMap((r) => [...keys].map((k) => ensure(r, k).catch(console.warn))), loadClocks()]);
     schedule();
     if (range) fetchDetails();
     runs.forEach(watchLive);

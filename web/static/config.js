@@ -3,7 +3,8 @@
 // parameter counts, ...), and, on the compare page, several runs side by side with differences marked.
 fs.config = (() => {
   const CAPTURED = "fitscope";
-  const SKIP_IN_COMPARE = /^fitscope\.layers\./; // one row per layer is noise when comparing
+  // one row per layer is noise when comparing; every run starts at its own time
+  const SKIP_IN_COMPARE = /^fitscope\.(layers\.|started_at$)/;
 
   // [[path, value]] with nested objects and arrays of objects spread into dotted paths.
   function flatten(obj, prefix = "", out = []) {
@@ -44,7 +45,9 @@ fs.config = (() => {
     const parts = [];
     const u = flatten(user).filter(keep);
     parts.push(u.length ? table(u, "Hyperparameters") : fs.el("p", { class: "muted" }, f ? "No hyperparameter matches." : "No hyperparameters were passed (config=)."));
-    const c = flatten(rest).filter(keep); // under its own caption: no "fitscope." prefix
+    // the training process's start (Unix seconds) as a date
+    const when = Number.isFinite(rest.started_at) ? { ...rest, started_at: fs.when(new Date(rest.started_at * 1000).toISOString()) } : rest;
+    const c = flatten(when).filter(keep); // under its own caption: no "fitscope." prefix
     if (c.length) parts.push(table(c, "Captured by fitscope"));
     if (layers && typeof layers === "object") {
       const l = Object.entries(layers).map(([k, v]) => [k, v]).filter(keep);

@@ -18,11 +18,23 @@ fs.heatmap = (() => {
   }
 
   // layers: [{name, key, view}] in model order. Returns {data, layout} or null without data.
-  function figure(t, layers, { range = null, highlight = new Set() } = {}) {
+  // Columns no narrower than the points are apart: with more columns than points, some
+  // columns of a complete row would hold no point and show as white "no data" stripes.
+  function columns(layers, x0, x1) {
+    let fewest = Infinity;
+    for (const l of layers) {
+      let n = 0;
+      for (const x of l.view.x) if (x >= x0 && x <= x1) n++;
+      if (n) fewest = Math.min(fewest, n);
+    }
+    return Math.max(1, Math.min(MAX_COLS, Math.ceil(x1 - x0 + 1), Number.isFinite(fewest) ? fewest : 1));
+  }
+
+  function figure(t, layers, { range = null, highlight = new Set(), axis = null } = {}) {
     const ext = extent(layers, range);
     if (!ext || !layers.length) return null;
     const [x0, x1] = ext;
-    const cols = Math.max(1, Math.min(MAX_COLS, Math.ceil(x1 - x0 + 1)));
+    const cols = columns(layers, x0, x1);
     const w = (x1 - x0 + 1) / cols;
     const xs = Array.from({ length: cols }, (_, c) => x0 + (c + 0.5) * w - 0.5);
     const names = layers.map((l) => fs.plotText(l.name));
@@ -40,6 +52,11 @@ fs.heatmap = (() => {
         if (!Number.isFinite(v) || hi[i] === Infinity) bad[c]++;
         if (Number.isFinite(v) && v > 0) { sum[c] += Math.log10(v); n[c]++; }
         else if (v === 0) zeros[c]++;
+      }
+      // a column between two with data, in a row whose points are merely uneven, is not a gap
+      for (let c = 1; c < cols - 1; c++) {
+        if (n[c] || bad[c] || zeros[c] || !n[c - 1]) continue;
+        if (n[c + 1] || (c + 2 < cols && n[c + 2])) { sum[c] = sum[c - 1] / n[c - 1]; n[c] = 1; }
       }
       const zr = new Array(cols), tr = new Array(cols);
       for (let c = 0; c < cols; c++) {
@@ -67,8 +84,10 @@ fs.heatmap = (() => {
     const ticks = [];
     const every = Math.max(1, Math.ceil((zmax - zmin) / 6)); // at most ~6 labels on the colour bar
     for (let e = Math.ceil(zmin); e <= Math.floor(zmax); e += every) ticks.push(e);
+    const ax = axis || { map: (v) => v, type: "linear", title: "step" };
+    const mx = xs.map(ax.map);
     const data = [{
-      type: "heatmap", x: xs, y: names, z, zmin, zmax, text, hoverinfo: "text",
+      type: "heatmap", x: mx, y: names, z, zmin, zmax, text, hoverinfo: "text",
       colorscale: "Viridis", xgap: 0, ygap: 1,
       colorbar: {
         thickness: 10, len: 0.95, outlinewidth: 0, tickfont: { size: 10 },
@@ -77,7 +96,7 @@ fs.heatmap = (() => {
     }];
     if (marks.x.length) {
       data.push({
-        type: "scatter", mode: "markers", x: marks.x, y: marks.y, name: "NaN/Inf or zero",
+        type: "scatter", mode: "markers", x: marks.x.map(ax.map), y: marks.y, name: "NaN/Inf or zero",
         marker: { symbol: marks.symbol, size: 8, color: t.crit, line: { width: 2, color: t.crit } },
         text: marks.text.map(fs.plotText), hoverinfo: "text", showlegend: false,
       });
@@ -99,8 +118,8 @@ fs.heatmap = (() => {
       hovermode: "closest",
       hoverlabel: { bgcolor: t.paper, bordercolor: t.grid, font: { color: t.fg } },
       xaxis: {
-        title: { text: "step", standoff: 4, font: { size: 11, color: t.muted } }, gridcolor: t.grid,
-        range: range || [x0 - 0.5, x1 + 0.5], autorange: false,
+        title: { text: ax.title, standoff: 4, font: { size: 11, color: t.muted } }, gridcolor: t.grid,
+        type: ax.type, range: (range || [x0 - 0.5, x1 + 0.5]).map(ax.map), autorange: false,
       },
       yaxis: { type: "category", autorange: "reversed", fixedrange: true, automargin: false, tickfont: { size: 10 } },
       shapes,

@@ -7,9 +7,8 @@ fs.runCharts = (() => {
     acc: { match: (k) => k.endsWith("/accuracy") },
     grad: { match: (k) => k === "grad_norm/total" },
     lr: { match: (k) => k.startsWith("lr/") },
-    other: { match: (k, st) => k === st.otherKey },
   };
-  const STEP_CHARTS = ["loss", "acc", "grad", "layers", "lr", "other", "evo"];
+  const STEP_CHARTS = ["loss", "acc", "grad", "layers", "lr", "evo"];
   const LAYER_PREFIX = "grad_norm/";
   const LOG_DEFAULT = { grad: true, acc: false, lr: false }; // others: automatic (fs.plots.autoLog)
   const drawn = {}; // chart id -> signature of what it shows
@@ -62,20 +61,41 @@ fs.runCharts = (() => {
   }
 
   function common(st) {
-    return `${st.themeVersion}|${st.range}|${st.alertsVersion}|${st.selected}|${[...st.highlight]}`;
+    return `${st.themeVersion}|${st.range}|${st.alertsVersion}|${st.selected}|${[...st.highlight]}|${st.axis.sig}`;
   }
 
-  function init(handlers) {
+  // The page's x axis (step, time or epoch), rebuilt when its mode or its clock changed.
+  function axisOf(st) {
+    const wall = st.series.get(fs.xaxis.WALL_KEY) || null;
+    const ek = fs.xaxis.epochKey(st.keys);
+    const epoch = ek ? st.series.get(ek) || null : null;
+    const startSec = st.run && st.run.started_at ? Date.parse(st.run.started_at) / 1000 : null;
+    const sig = `${st.xmode}|${wall ? wall.version : -1}|${epoch ? epoch.version : -1}|${startSec}`;
+    if (!st.axis || st._axisSig !== sig) {
+      st.axis = fs.xaxis.make(st.xmode, { wall, epoch, startSec });
+      st._axisSig = sig;
+    }
+    return st.axis;
+  }
+
+  function init(handlers, id) {
     return (div) => {
       div.on("plotly_relayout", (ev) => {
-        const r = fs.plots.relayoutRange(ev);
+        const y = fs.plots.relayoutY(ev);
+        if (y) handlers.onY(id, y === "auto" ? null : y);
+        const r = fs.plots.relayoutRange(ev, (x) => handlers.toStep(x));
         if (r) handlers.onRange(r === "auto" ? null : r);
       });
       div.on("plotly_click", (ev) => {
         const p = ev && ev.points && ev.points[0];
         if (!p) return;
         if (p.data && p.data.meta && p.data.meta.role === "alerts") handlers.onAlert(p.customdata);
-        else if (div.id === "chart-evo" && Number.isFinite(p.x)) handlers.onEval(p.x);
+        else if (div.id === "chart-evo") {
+          // the nearest evaluation to the clicked x (a step, time or epoch)
+          const step = handlers.toStep(p.x);
+          const evals = handlers.evalSteps();
+          if (Number.isFinite(step) && evals.length) handlers.onEval(evals.reduce((a, b) => (Math.abs(b - step) < Math.abs(a - step) ? b : a)));
+        }
       });
     };
   }
@@ -83,31 +103,42 @@ fs.runCharts = (() => {
   function drawLine(id, st, t, handlers) {
     const spec = LINE[id];
     const keys = [...st.series.keys()].filter((k) => spec.match(k, st)).sort();
-    const withData = keys.filter((k) => st.series.get(k).x.length);
-    const sig = `${common(st)}|${st.smoothing}|${st.log[id]}|${withData.map((k) => `${k}:${st.series.get(k).version}`)}`;
+    drawKeys(id, keys, st, t, handlers, { allAlerts: spec.allAlerts, logDefault: LOG_DEFAULT[id] });
+  }
+
+  // One line chart of some series, with the alerts that concern them, on the page's x axis.
+  function drawKeys(id, keys, st, t, handlers, { allAlerts = false, logDefault, forceEmpty = false } = {}) {
+    const withData = keys.filter((k) => st.series.has(k) && st.series.get(k).x.length);
+    const sig = `${common(st)}|${st.smoothing}|${st.smoothSparse}|${st.log[id]}|${st.yr[id]}|${withData.map((k) => `${k}:${st.series.get(k).version}`)}`;
     if (!changed(id, sig)) return;
-    const noAlerts = relevantAlerts(st, keys, spec.allAlerts).length === 0;
-    if (showEmpty(id, withData.length === 0 && noAlerts)) return;
+    const alerts = relevantAlerts(st, keys, allAlerts);
+    if (showEmpty(id, forceEmpty || (withData.length === 0 && alerts.length === 0))) return;
+    const ax = st.axis;
     const traces = [];
     for (const k of withData) {
       const s = st.series.get(k);
-      traces.push(...fs.plots.seriesTraces(t, k, s.view(), {
-        color: colorFor(t, k), smoothing: st.smoothing,
-        markers: k.startsWith("val/") && s.x.length < 300,
+      traces.push(...fs.plots.seriesTraces(t, k, fs.xaxis.mapView(ax, s.view()), {
+        color: colorFor(t, k), smoothing: st.smoothing, smoothSparse: st.smoothSparse,
+        markers: s.x.length < 300 && (k.startsWith("val/") || s.x.length < fs.plots.SPARSE),
         width: st.highlight.has(k) ? 3 : 1.6,
       }));
     }
-    const log = st.log[id] ?? LOG_DEFAULT[id] ?? fs.plots.autoLog(traces);
-    const box = document.querySelector(`input[data-log="${id}"]`);
+    const log = st.log[id] ?? logDefault ?? fs.plots.autoLog(traces);
+    const box = document.querySelector(`input[data-log="${CSS.escape(id)}"]`);
     if (box) box.checked = log;
-    const decor = fs.plots.alertDecor(t, relevantAlerts(st, keys, spec.allAlerts), st.selected);
+    const decor = fs.plots.alertDecor(t, alerts, st.selected, ax.map);
     if (decor.trace) traces.push(decor.trace);
-    const yRange = st.range ? fs.plots.fitY(traces, st.range[0], st.range[1], log) : null;
-    const lay = fs.plots.layout(t, { log, range: st.range, yRange });
+    const xr = fs.xaxis.mapRange(ax, st.range);
+    const user = st.yr[id] && st.yr[id].log === log ? st.yr[id].range : null;
+    const yRange = user || (xr ? fs.plots.fitY(traces, xr[0], xr[1], log) : null) || fs.plots.constantRange(traces, log);
+    const lay = fs.plots.layout(t, {
+      log, range: xr, yRange, xTitle: ax.title, xType: ax.type, yTicks: fs.plots.yTicks(traces, log, yRange),
+    });
     lay.shapes = decor.shapes;
     const card = document.getElementById(`card-${id}`);
     card.classList.toggle("evidence", keys.some((k) => st.highlight.has(k)));
-    fs.plots.draw(document.getElementById(`chart-${id}`), traces, lay, init(handlers));
+    card.classList.toggle("y-zoomed", Boolean(user));
+    fs.plots.draw(document.getElementById(`chart-${id}`), traces, lay, init(handlers, id));
   }
 
   function drawLayers(st, t, handlers) {
@@ -115,13 +146,13 @@ fs.runCharts = (() => {
     const sig = `${common(st)}|${keys.map((k) => `${k}:${st.series.get(k).version}`)}`;
     if (!changed("layers", sig)) return;
     const layers = keys.map((k) => ({ key: k, name: k.slice(LAYER_PREFIX.length), view: st.series.get(k).view() }));
-    const fig = fs.heatmap.figure(t, layers, { range: st.range, highlight: st.highlight });
+    const fig = fs.heatmap.figure(t, layers, { range: st.range, highlight: st.highlight, axis: st.axis });
     showEmpty("layers", !fig);
     document.getElementById("card-layers").classList.toggle("evidence", keys.some((k) => st.highlight.has(k)));
     if (!fig) return;
     const div = document.getElementById("chart-layers");
     div.style.height = `${fig.layout.height}px`;
-    fs.plots.draw(div, fig.data, fig.layout, init(handlers));
+    fs.plots.draw(div, fig.data, fig.layout, init(handlers, "layers"));
   }
 
   function calibStats(st) {
@@ -134,7 +165,7 @@ fs.runCharts = (() => {
 
   function drawCalibration(st, t, handlers) {
     const all = calibStats(st);
-    const sig = `${st.themeVersion}|${st.histVersion}|${st.evalStep}|${st.range}`;
+    const sig = `${st.themeVersion}|${st.histVersion}|${st.evalStep}|${st.range}|${st.axis.sig}`;
     if (!changed("calib-group", sig)) return;
     const empty = all.length === 0;
     for (const id of ["conf", "calib", "evo"]) showEmpty(id, empty);
@@ -152,17 +183,20 @@ fs.runCharts = (() => {
     fs.plots.draw(document.getElementById("chart-conf"), h.data, h.layout);
     const r = fs.calibration.reliabilityFigure(t, chosen);
     fs.plots.draw(document.getElementById("chart-calib"), r.data, r.layout);
-    const e = fs.calibration.evolutionFigure(t, all, st.range);
+    const e = fs.calibration.evolutionFigure(t, all, st.range, st.axis);
+    const at = st.axis.map(chosen.step);
     e.layout.shapes = [{
-      type: "line", xref: "x", yref: "paper", x0: chosen.step, x1: chosen.step, y0: 0, y1: 1,
+      type: "line", xref: "x", yref: "paper", x0: at, x1: at, y0: 0, y1: 1,
       line: { color: t.fg, width: 1, dash: "dot" },
     }];
-    fs.plots.draw(document.getElementById("chart-evo"), e.data, e.layout, init(handlers));
+    fs.plots.draw(document.getElementById("chart-evo"), e.data, e.layout, init(handlers, "evo"));
   }
 
   function drawAll(st, handlers) {
     const t = fs.theme();
+    axisOf(st);
     for (const id of Object.keys(LINE)) drawLine(id, st, t, handlers);
+    for (const c of fs.runGroups.charts(st)) drawKeys(c.id, [c.key], st, t, handlers, { forceEmpty: c.hidden });
     drawLayers(st, t, handlers);
     drawCalibration(st, t, handlers);
   }
@@ -171,5 +205,9 @@ fs.runCharts = (() => {
     for (const k of Object.keys(drawn)) delete drawn[k];
   }
 
-  return { LINE, STEP_CHARTS, colorFor, isLayerKey, layerKeys, calibStats, drawAll, forget };
+  function forgetChart(id) {
+    delete drawn[id];
+  }
+
+  return { LINE, STEP_CHARTS, colorFor, isLayerKey, layerKeys, calibStats, axisOf, drawAll, forget, forgetChart };
 })();

@@ -17,8 +17,10 @@ fs.runPanels = (() => {
     $("crumb-project").textContent = r.project;
     $("crumb-project").href = `/?project=${encodeURIComponent(r.project)}`;
     $("run-id").textContent = `id ${r.id}`;
-    const end = r.finished_at || (r.status === "running" ? new Date().toISOString() : r.heartbeat_at);
-    $("run-when").textContent = `· started ${fs.when(r.created_at)} · ran ${fs.duration(new Date(end) - new Date(r.created_at))}`;
+    // by the training process's clock (a run delivered later by `fitscope sync` keeps its times)
+    const start = r.started_at || r.created_at;
+    const end = r.status === "running" ? new Date().toISOString() : r.last_time || r.finished_at || r.heartbeat_at;
+    $("run-when").textContent = `· started ${fs.when(start)} · ran ${fs.duration(new Date(end) - new Date(start))}`;
   }
 
   // The five-second view: the worst open alert's message, and a way to its evidence.

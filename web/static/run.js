@@ -13,7 +13,9 @@
     runId, run: null, keys: new Map(), series: new Map(), hists: new Map(), alerts: new Map(),
     alertsVersion: 0, histVersion: 0, themeVersion: 0, range: null, smoothing: 0,
     log: {}, selected: null, // log: chart id -> true/false where the user chose; else automatic
-    highlight: new Set(), otherKey: null, evalStep: null,
+    yr: {}, // chart id -> {range, log}: a y range the user zoomed to
+    xmode: "step", smoothSparse: false, axis: fs.xaxis.make("step"), _axisSig: "",
+    highlight: new Set(), evalStep: null,
   };
   let live = null;
   let ticks = 0;
@@ -25,13 +27,17 @@
     await Promise.all(Array.from({ length: Math.min(n, queue.length) }, worker));
   }
 
+  let groupWant = { sig: "", keys: new Set() };
   function wanted(key) {
-    return Object.values(fs.runCharts.LINE).some((c) => c.match(key, st)) || fs.runCharts.isLayerKey(key);
+    const sig = `${st.keys.size}|${JSON.stringify(fs.runGroups.layout, (k, v) => (v instanceof Set ? [...v] : v))}`;
+    if (groupWant.sig !== sig) groupWant = { sig, keys: new Set(fs.runGroups.wanted(st)) };
+    return Object.values(fs.runCharts.LINE).some((c) => c.match(key, st)) || fs.runCharts.isLayerKey(key)
+      || key === fs.xaxis.WALL_KEY || fs.xaxis.EPOCH_KEYS.includes(key) || groupWant.keys.has(key);
   }
 
   async function ensureSeries(key) {
     if (st.series.has(key)) return;
-    const s = new fs.Series(runId, key, fs.runCharts.isLayerKey(key) ? LAYER_POINTS : MAX_POINTS);
+    const s = new fs.Series(runId, key, fs.runCharts.isLayerKey(key) ? LAYER_POINTS : key === fs.xaxis.WALL_KEY ? 20 * MAX_POINTS : MAX_POINTS);
     st.series.set(key, s);
     await s.load();
     if (st.range && s.needsDetail(...st.range)) await s.loadDetail(...st.range);
@@ -60,8 +66,7 @@
   async function refreshKeys() {
     const keys = await fs.api(fs.runPath(runId, "/keys"));
     for (const k of keys) st.keys.set(k.key, k);
-    if (!st.otherKey) st.otherKey = defaultOtherKey();
-    renderOtherKeys();
+    renderGroups();
     const load = keys.filter((k) => k.kind === "scalar" && wanted(k.key) && !st.series.has(k.key)).map((k) => k.key);
     await Promise.all([inBatches(load, ensureSeries), st.keys.has(CONFIDENCE) ? loadHists(CONFIDENCE) : null]);
   }
@@ -106,7 +111,7 @@
         if (s && s.loaded) s.append(p.steps, p.values);
         else if (!st.keys.has(key)) {
           st.keys.set(key, { key, kind: "scalar", count: p.steps.length });
-          renderOtherKeys();
+          renderGroups();
           if (wanted(key)) ensureSeries(key).catch((e) => console.warn(e));
         }
       }
@@ -155,6 +160,8 @@
     drawTimer = setTimeout(() => {
       drawTimer = null;
       fs.runCharts.drawAll(st, handlers);
+      fs.runGroups.notes(st);
+      renderXModes();
       renderStats();
     }, 60);
   }
@@ -192,7 +199,7 @@
       st.selected = a.id;
       st.highlight = new Set((a.evidence && a.evidence.series) || []);
       fs.setParams({ alert: a.id });
-      setRange(fs.alerts.zoomRange(a));
+      setRange(fs.alerts.zoomRange(a, st.alerts));
     }
     st.alertsVersion++;
     renderAlerts();
@@ -201,29 +208,54 @@
 
   const handlers = {
     onRange: (r) => setRange(r),
+    toStep: (x) => st.axis.toStep(x),
+    evalSteps: () => fs.runCharts.calibStats(st).map((c) => c.step),
+    onY: (id, y) => {
+      if (y) st.yr[id] = { range: y, log: Boolean(document.getElementById(`chart-${id}`)?.layout?.yaxis?.type === "log") };
+      else delete st.yr[id];
+      schedule();
+    },
     onAlert: (id) => selectAlert(id),
     onEval: (step) => { st.evalStep = step; fs.setParams({ eval: step }); schedule(); },
   };
 
   // --- page parts (run-panels.js draws them) --------------------------------------------------
   const renderMode = (mode) => fs.runPanels.mode(mode);
-  const renderHeader = () => fs.runPanels.header(st.run);
+  const renderHeader = () => fs.runPanels.header(st.run, st);
   const renderHealth = () => fs.runPanels.health(st, selectAlert);
   const renderAlerts = () => fs.runPanels.alerts(st, selectAlert);
+
   const renderStats = () => fs.runPanels.stats(st);
 
-  function renderOtherKeys() {
-    const sel = $("other-key");
-    const keys = [...st.keys.values()].filter((k) => k.kind === "scalar").map((k) => k.key).sort();
-    if (sel.options.length === keys.length) return;
-    sel.replaceChildren(...keys.map((k) => fs.el("option", { value: k, selected: k === st.otherKey }, k)));
+  // Metric groups: rebuilt when keys or the layout change; their series load when shown.
+  function renderGroups() {
+    fs.runGroups.render(st);
+    const load = [...st.keys.values()].filter((k) => k.kind === "scalar" && wanted(k.key) && !st.series.has(k.key)).map((k) => k.key);
+    if (load.length) inBatches(load, ensureSeries).catch((e) => console.warn(e));
+    schedule();
   }
 
-  function defaultOtherKey() {
-    const scalars = [...st.keys.values()].filter((k) => k.kind === "scalar").map((k) => k.key).sort();
-    const shown = (k) => ["loss", "acc", "grad", "lr"].some((id) => fs.runCharts.LINE[id].match(k, st)) || fs.runCharts.isLayerKey(k);
-    return scalars.find((k) => !shown(k) && !k.startsWith("param_norm/"))
-      || scalars.find((k) => k === "param_norm/total") || scalars.find((k) => !shown(k)) || null;
+  function renderXModes() {
+    const av = st.axis.available || {};
+    for (const o of $("xmode").options) o.disabled = !av[o.value] && o.value !== st.xmode;
+    $("x-note").textContent = st.axis.mode === st.xmode ? "" : `no ${fs.xaxis.MODES[st.xmode]} recorded: steps shown`;
+  }
+
+  function setXMode(mode) {
+    st.xmode = mode;
+    fs.setParams({ x: mode === "step" ? null : mode });
+    $("xmode").value = mode;
+    st.yr = {};
+    updateLinks();
+    schedule();
+  }
+
+  function chartCsv(id) {
+    const div = document.getElementById(`chart-${id}`);
+    if (!div || !div.data) return;
+    const r = st.range || [-Infinity, Infinity];
+    const name = `${st.run ? st.run.name : runId}-${id}`.replace(/[^A-Za-z0-9_.-]+/g, "_");
+    fs.plots.download(`${name}.csv`, fs.plots.csv(div, r[0], r[1]));
   }
 
   function updateLinks() {
@@ -243,14 +275,32 @@
       updateLinks();
       schedule();
     });
-    for (const box of document.querySelectorAll("input[data-log]")) {
-      box.addEventListener("change", () => {
-        st.log[box.dataset.log] = box.checked;
-        fs.setParams({ log: Object.entries(st.log).map(([k, on]) => (on ? k : `-${k}`)).join(",") });
-        updateLinks();
+    // per-chart tools (also on the cards the metric groups add): log scale, y reset, CSV
+    document.addEventListener("change", (e) => {
+      const box = e.target.closest && e.target.closest("input[data-log]");
+      if (!box) return;
+      st.log[box.dataset.log] = box.checked;
+      delete st.yr[box.dataset.log];
+      fs.setParams({ log: Object.entries(st.log).map(([k, on]) => (on ? k : `-${k}`)).join(",") });
+      updateLinks();
+      schedule();
+    });
+    document.addEventListener("click", (e) => {
+      const reset = e.target.closest && e.target.closest("button[data-yreset]");
+      if (reset) {
+        delete st.yr[reset.dataset.yreset];
         schedule();
-      });
-    }
+      }
+      const csv = e.target.closest && e.target.closest("button[data-csv]");
+      if (csv) chartCsv(csv.dataset.csv);
+    });
+    $("xmode").addEventListener("change", (e) => setXMode(e.target.value));
+    $("smooth-sparse").addEventListener("change", (e) => {
+      st.smoothSparse = e.target.checked;
+      fs.setParams({ sparse: st.smoothSparse ? 1 : null });
+      schedule();
+    });
+    fs.runGroups.wire(st, renderGroups);
     $("controls").addEventListener("submit", (e) => {
       e.preventDefault();
       const a = Number($("x0").value), b = Number($("x1").value);
@@ -262,12 +312,6 @@
       fs.setParams({ alert: null });
       renderAlerts();
       setRange(null);
-    });
-    $("other-key").addEventListener("change", (e) => {
-      st.otherKey = e.target.value;
-      fs.setParams({ key: st.otherKey });
-      ensureSeries(st.otherKey).catch((err) => console.warn(err));
-      schedule();
     });
     $("conf-eval").addEventListener("change", (e) => handlers.onEval(Number(e.target.value)));
     $("config-filter").addEventListener("input", (e) => fs.config.render($("config"), st.run ? st.run.config : {}, e.target.value));
@@ -301,7 +345,11 @@
       if (item.startsWith("-")) st.log[item.slice(1)] = false;
       else st.log[item] = true;
     }
-    if (p.get("key")) st.otherKey = p.get("key");
+    if (p.get("x") && fs.xaxis.MODES[p.get("x")]) {
+      st.xmode = p.get("x");
+      $("xmode").value = st.xmode;
+    }
+    if (p.get("sparse") === "1") st.smoothSparse = $("smooth-sparse").checked = true;
     if (p.get("eval")) st.evalStep = Number(p.get("eval"));
   }
 
@@ -316,14 +364,14 @@
       $("health-line").textContent = String(err.message || err);
       return;
     }
+    fs.runGroups.load(st);
     await Promise.all([refreshKeys(), fs.api(fs.runPath(runId, "/alerts")).then((l) => setAlerts(l, true))]);
-    if (st.otherKey) ensureSeries(st.otherKey).catch((e) => console.warn(e));
     const p = fs.params();
     if (p.get("alert") && st.alerts.has(Number(p.get("alert")))) {
       const a = st.alerts.get(Number(p.get("alert")));
       st.selected = a.id;
       st.highlight = new Set((a.evidence && a.evidence.series) || []);
-      if (!st.range) setRange(fs.alerts.zoomRange(a));
+      if (!st.range) setRange(fs.alerts.zoomRange(a, st.alerts));
       renderAlerts();
     }
     if (st.range) fetchDetails();
@@ -331,6 +379,8 @@
     const chart = p.get("chart") && $(`card-${p.get("chart")}`);
     if (chart) setTimeout(() => { chart.scrollIntoView({ block: "start" }); chart.focus({ preventScroll: true }); }, 100);
     if (st.run.status !== "finished") startLive();
+    // "ran" keeps counting while the run is live
+    setInterval(() => { if (st.run && st.run.status === "running") renderHeader(); }, 1000);
   }
 
   start();
