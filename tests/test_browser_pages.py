@@ -246,6 +246,7 @@ def test_runs_list(site, chromium):
     page.wait_for_function("() => document.querySelectorAll('#table tbody tr').length === 1")
     assert "q=overfit" in page.url
     page.fill("#q", "")
+    page.wait_for_function("() => document.querySelectorAll('#table tbody tr').length === 4")
     page.select_option("#health-filter", "ok")
     page.wait_for_function("() => document.querySelectorAll('#table tbody tr').length === 1")
     assert page.locator("#table tbody tr").get_attribute("data-run-id") == site["healthy"]
