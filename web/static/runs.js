@@ -320,7 +320,7 @@
       $(id).value = st[param];
     }
     $("n").value = String(st.size);
-    const search = fs.debounce(() => setState({ q: $("q").value.trim() || null }), 250);
+    const search = fs.debounce(() => setState({ q: $("q").value.trim() || null }), 150);
     $("q").addEventListener("input", search);
     for (const id of ["status", "health-filter", "project"]) {
       $(id).addEventListener("change", () => setState({ [FILTERS[id]]: $(id).value || null }));
