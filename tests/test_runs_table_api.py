@@ -136,6 +136,8 @@ def test_search_by_name_project_tag_and_id(client):
     assert by(q="0%x") == set()
     assert by(tag="a") == {c}  # a tag filter is exact: "a" is not "ab"
     assert by(tag="ab") == {b}
+    assert by(tag="AB") == set()  # and case-sensitive
+    assert by(q="SWEEP-3") == {b}  # while search is not
     assert by(q="resnet", project="vision", tag="baseline") == {a}
     r = client.get("/api/v1/runs", params={"q": "resnet", "limit": 1})
     assert r.headers["X-Total-Count"] == "2"

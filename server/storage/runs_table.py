@@ -205,24 +205,25 @@ def _duration(dialect: str) -> Any:
     return func.extract("epoch", end - RunRow.created_at)
 
 
-def _filters(rq: RunQuery) -> list[ColumnElement[bool]]:
+def _filters(rq: RunQuery, dialect: str) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if rq.project:
         where.append(RunRow.project == rq.project)
     if rq.status:
         where.append(RunRow.status == rq.status)
     if rq.tag:
-        where.append(RunRow.tags.like(_like(json.dumps(rq.tag, ensure_ascii=False)), escape="\\"))
+        # the tag as its JSON string, quotes included, in the stored list: exact and case-sensitive
+        needle = json.dumps(rq.tag, ensure_ascii=False)
+        find = func.instr if dialect == "sqlite" else func.strpos
+        where.append(find(RunRow.tags, needle) > 0)
     if rq.q:
-        pat = _like(rq.q.strip().lower())
-        where.append(
-            or_(
-                func.lower(RunRow.name).like(pat, escape="\\"),
-                func.lower(RunRow.project).like(pat, escape="\\"),
-                func.lower(RunRow.id).like(pat, escape="\\"),
-                func.lower(RunRow.tags).like(pat, escape="\\"),
-            )
-        )
+        # SQLite's LIKE ignores ASCII case by itself (no lower() per row); PostgreSQL's ILIKE
+        pat = _like(rq.q.strip() if dialect == "sqlite" else rq.q.strip().lower())
+        cols = (RunRow.name, RunRow.project, RunRow.id, RunRow.tags)
+        if dialect == "sqlite":
+            where.append(or_(*(c.like(pat, escape="\\") for c in cols)))
+        else:
+            where.append(or_(*(c.ilike(pat, escape="\\") for c in cols)))
     if rq.health:
         rank = _health_rank()
         if rq.health == "problem":
@@ -258,7 +259,7 @@ def _order(rq: RunQuery, dialect: str) -> list[Any]:
 def query(s: Session, rq: RunQuery) -> tuple[list[TableRow], int]:
     """One page of the runs table and the number of runs that match the filters."""
     dialect = s.get_bind().dialect.name
-    where = _filters(rq)
+    where = _filters(rq, dialect)
     total = s.execute(select(func.count()).select_from(RunRow).where(*where)).scalar_one()
     metric = rq.sort_metric()
     if metric is None:

@@ -24,8 +24,7 @@
   const selected = new Set();
   let page = { rows: [], total: 0 };
   let shown = "";
-  let seq = 0; // the latest request; older answers are dropped
-  let pending = null; // the run a dialog is about
+    let pending = null; // the run a dialog is about
 
   // -- state in the URL -------------------------------------------------------------------
   function state() {
@@ -103,19 +102,33 @@
     return resp;
   }
 
+  // One request per view at a time: a second call while one for the same view is out asks
+  // for one more afterwards (changes may have arrived meanwhile) instead of racing it.
+  let inflight = null; // {query, again}
   async function load() {
     const st = state();
-    const mine = ++seq;
-    const resp = await request("GET", `/api/v1/runs?${apiQuery(st)}`);
-    const rows = await resp.json();
-    if (mine !== seq) return;
-    const total = Number(resp.headers.get("X-Total-Count") || rows.length);
-    if (!rows.length && total > 0 && st.page > 1) {
-      setState({ page: Math.max(1, Math.ceil(total / st.size)) }); // past the end (runs deleted)
+    const query = apiQuery(st);
+    if (inflight && inflight.query === query) {
+      inflight.again = true;
       return;
     }
-    page = { rows, total };
-    render();
+    const mine = { query, again: false };
+    inflight = mine;
+    try {
+      const resp = await request("GET", `/api/v1/runs?${query}`);
+      const rows = await resp.json();
+      if (query !== apiQuery(state())) return; // the view changed meanwhile: its own load draws it
+      const total = Number(resp.headers.get("X-Total-Count") || rows.length);
+      if (!rows.length && total > 0 && st.page > 1) {
+        setState({ page: Math.max(1, Math.ceil(total / st.size)) }); // past the end (runs deleted)
+        return;
+      }
+      page = { rows, total };
+      render();
+    } finally {
+      if (inflight === mine) inflight = null;
+    }
+    if (mine.again) await load();
   }
 
   // -- rendering --------------------------------------------------------------------------
@@ -208,6 +221,7 @@
     const focus = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.focus : null;
     $("table").replaceChildren(header(st), fs.el("tbody", {}, page.rows.map((r) => row(r, st.cols))));
     $("table").hidden = page.total === 0;
+    performance.mark("fitscope:rows-drawn"); // for bench/runs_page.py
     if (focus) {
       const again = document.querySelector(`[data-focus="${CSS.escape(focus)}"]`);
       if (again) again.focus();
@@ -239,7 +253,10 @@
       ...names.map((p) => fs.el("option", { value: p, selected: p === want }, p)));
   }
 
+  let keysLoaded = false;
   async function loadKeys() {
+    if (keysLoaded) return;
+    keysLoaded = true;
     const keys = await fs.api("/api/v1/keys");
     $("keys").replaceChildren(...keys.map((k) => fs.el("option", { value: k })));
   }
@@ -371,7 +388,8 @@
   }
 
   wire();
-  load().catch((e) => console.warn(e)); // the first rows, before the live stream connects
+  // the first rows before anything else (the live stream, the project list)
+  const first = load().catch((e) => console.warn(e));
   const reload = fs.debounce(() => load().catch((e) => console.warn(e)), 300);
   fs.live.subscribe({
     url: "/api/v1/events/runs",
@@ -391,6 +409,6 @@
   setInterval(() => {
     if (page.rows.some((r) => r.status === "running")) load().catch((e) => console.warn(e));
   }, REFRESH_MS);
-  loadProjects().catch((e) => console.warn(e));
-  loadKeys().catch((e) => console.warn(e));
+  first.then(() => loadProjects()).catch((e) => console.warn(e));
+  $("col-key").addEventListener("focus", () => loadKeys().catch((e) => console.warn(e))); // when wanted
 })();
