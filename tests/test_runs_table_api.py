@@ -181,6 +181,10 @@ def test_metric_columns_and_sorting_by_them(client):
         ({"health": "meh"}, "health"),
         ({"limit": 0}, "limit"),
         ({"offset": -1}, "offset"),
+        ({"q": "a\x00b"}, "q"),
+        ({"tag": "a\x00"}, "tag"),
+        ({"sort": "best:val\x00loss"}, "control character"),
+        ({"metric": "last:\x01"}, "control character"),
     ],
 )
 def test_bad_parameters_get_a_422_that_says_why(client, params, says):

@@ -55,6 +55,7 @@ def table_out(r: table.TableRow) -> RunListOut:
     )
 
 
+NO_CONTROL = r"^[^\x00-\x1f]*$"
 SORT_HELP = (
     "created_at (default), name, project, status, step, duration, health (worst open alert), "
     "or a metric column AGG:KEY"
@@ -79,9 +80,14 @@ def list_runs(
         default=None, alias="status", description="only runs with this status"
     ),
     q: str | None = Query(
-        default=None, max_length=200, description="text in the name, project, id or tags"
+        default=None,
+        max_length=200,
+        pattern=NO_CONTROL,
+        description="text in the name, project, id or tags (any case)",
     ),
-    tag: str | None = Query(default=None, max_length=64, description="only runs with this tag"),
+    tag: str | None = Query(
+        default=None, max_length=64, pattern=NO_CONTROL, description="only runs with this tag"
+    ),
     health: Literal["problem", "critical", "warning", "ok"] | None = Query(
         default=None,
         description="problem: an open warning or critical; ok: none, and not crashed",

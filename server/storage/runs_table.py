@@ -62,6 +62,8 @@ class Metric:
                 f"metric column {spec!r}: expected AGG:KEY with AGG one of min, max, last, best "
                 "(e.g. best:val/loss)"
             )
+        if len(key) > 250 or any(ord(c) < 32 for c in key):
+            raise ValueError(f"metric column {spec[:40]!r}: the key has a control character")
         if agg == "best":
             agg = "max" if higher_is_better(key) else "min"
         return cls(spec, key, agg)  # type: ignore[arg-type]
