@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import StringConstraints
 
 from ..live import mark_crashed
 from ..models import RunRow
@@ -38,6 +40,11 @@ def run_detail(row: RunRow) -> RunDetailOut:
     return RunDetailOut(**run_out(row).model_dump(), config=store.load_config(row.config))
 
 
+def _invalid(where: str, field: str, msg: str) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own (as the OpenAPI document says)."""
+    return RequestValidationError([{"loc": (where, field), "msg": msg, "type": "value_error"}])
+
+
 def _wire(v: float | None) -> WireFloat | None:
     if v is None or math.isfinite(v):
         return v
@@ -56,6 +63,8 @@ def table_out(r: table.TableRow) -> RunListOut:
 
 
 NO_CONTROL = r"^[^\x00-\x1f]*$"
+METRIC_SPEC = r"^(min|max|last|best):[^\x00-\x1f]{1,250}$"
+SORT_SPEC = r"^(created_at|name|project|status|step|duration|health|(min|max|last|best):[^\x00-\x1f]{1,250})$"
 SORT_HELP = (
     "created_at (default), name, project, status, step, duration, health (worst open alert), "
     "or a metric column AGG:KEY"
@@ -92,7 +101,9 @@ def list_runs(
         default=None,
         description="problem: an open warning or critical; ok: none, and not crashed",
     ),
-    sort: str = Query(default="created_at", max_length=260, description=SORT_HELP),
+    sort: str = Query(
+        default="created_at", max_length=260, pattern=SORT_SPEC, description=SORT_HELP
+    ),
     order: Literal["asc", "desc"] | None = Query(
         default=None,
         description="default: desc for created_at, step, duration, health; a metric's best "
@@ -101,7 +112,7 @@ def list_runs(
     limit: int = Query(default=1000, ge=1, le=10_000, description="at most this many runs"),
     offset: int = Query(default=0, ge=0, description="skip this many (paging)"),
     metric: Annotated[
-        list[str] | None,
+        list[Annotated[str, StringConstraints(pattern=METRIC_SPEC)]] | None,
         Query(max_length=12, description="metric columns to add, each AGG:KEY (repeatable)"),
     ] = None,
 ) -> list[RunListOut]:
@@ -121,7 +132,7 @@ def list_runs(
         )
         rq.sort_metric()
     except ValueError as exc:
-        raise HTTPException(422, f"{exc}; sort is one of {SORT_HELP}") from None
+        raise _invalid("query", "metric", f"{exc}; sort is one of {SORT_HELP}") from None
     mark_crashed(db, settings.heartbeat_timeout)
     with db.session() as s:
         rows, total = table.query(s, rq)
@@ -167,7 +178,7 @@ def patch_run(run_id: RunId, body: RunPatchIn, db: DbDep) -> RunDetailOut:
         try:
             row = table.set_meta(s, run_id, name=body.name, tags=body.tags, notes=body.notes)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise _invalid("body", "tags", str(exc)) from None
         return run_detail(row)
 
 
