@@ -337,8 +337,17 @@
       $(id).value = st[param];
     }
     $("n").value = String(st.size);
-    const search = fs.debounce(() => setState({ q: $("q").value.trim() || null }), 150);
-    $("q").addEventListener("input", search);
+    // the first key after a pause (or a paste) searches at once; keys typed quickly after it
+    // wait for a 150 ms pause, so that typing a word is one request, not one per letter
+    const searchNow = () => setState({ q: $("q").value.trim() || null });
+    const search = fs.debounce(searchNow, 150);
+    let lastKey = 0;
+    $("q").addEventListener("input", () => {
+      const now = Date.now();
+      if (now - lastKey > 500) searchNow();
+      else search();
+      lastKey = now;
+    });
     for (const id of ["status", "health-filter", "project"]) {
       $(id).addEventListener("change", () => setState({ [FILTERS[id]]: $(id).value || null }));
     }
