@@ -220,6 +220,7 @@ def test_rename_tags_and_notes_from_the_ui(site, chromium):
     page.fill("#edit-name", "renamed <b>run</b>")
     page.fill("#edit-tags", "ablation,  lr-sweep , ablation")
     page.fill("#edit-notes", "dropout off")
+    page.screenshot(path=str(artifacts_dir() / "runs-table-edit-light.png"))
     page.click("#edit-save")
     page.locator("#edit-dialog").wait_for(state="hidden")
     run: Any = site["srv"].api(f"/api/v1/runs/{rid}")
@@ -254,6 +255,7 @@ def test_delete_asks_first_and_cancel_keeps_the_run(site, chromium):
     page.click(f"button[data-delete='{rid}']")
     assert page.locator("#delete-dialog").is_visible()
     assert rid[:8] in page.locator("#delete-what").inner_text()
+    page.screenshot(path=str(artifacts_dir() / "runs-table-delete-light.png"))
     page.click("#delete-cancel")
     page.locator("#delete-dialog").wait_for(state="hidden")
     assert httpx.get(f"{site['url']}/api/v1/runs/{rid}").status_code == 200
