@@ -24,7 +24,10 @@ setup() {
     # torch first and pinned: an unpinned torch would pull a large CUDA build
     python -c "import torch" 2>/dev/null || python -m pip install -q "torch==${TORCH_VERSION}"
     # integrations: Lightning and transformers for the callbacks' tests (they use the torch above)
-    python -m pip install -q -e '.[server,dev,integrations]'
+    # setuptools tells every editable install of a package-dir layout (ours: fitscope is
+    # client_hook/) to beware of folders named like the package in the working directory, as
+    # a warning box that reads like a failure; that one notice is filtered (README, "Install")
+    PYTHONWARNINGS="ignore:Editable installation" python -m pip install -q -e '.[server,dev,integrations]'
     echo "$want" > "$stamp"
   fi
 }

@@ -23,16 +23,21 @@ def init(
     config: dict | None = None,
     url: str | None = None,
     rules: dict | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
     **options: Any,
 ) -> Run:
     """Start a run without hooks (log custom values with ``run.log``).
+
+    ``tags`` label the run in the dashboard's runs table (searchable, editable there).
 
     ``rules`` adjusts the server's diagnosis for this run: ``{"plateau": False}`` switches a
     rule off, ``{"overfitting": {"gl_warn": 0.1}}`` changes a threshold. ``all_ranks=True``
     records every process of a distributed job rather than rank 0 alone (also
     ``FITSCOPE_ALL_RANKS=1``).
     """
-    return Run(project=project, name=name, config=config, url=url, rules=rules, **options)
+    return Run(
+        project=project, name=name, config=config, url=url, rules=rules, tags=tags, **options
+    )
 
 
 def watch(
@@ -45,9 +50,12 @@ def watch(
     config: dict | None = None,
     url: str | None = None,
     rules: dict | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
     **options: Any,
 ) -> Run:
-    """Start a run and capture ``model``'s training automatically (``rules`` as in ``init``)."""
-    return init(project=project, name=name, config=config, url=url, rules=rules, **options).watch(
-        model, optimizer, criterion
+    """Start a run and capture ``model``'s training automatically (``rules`` and ``tags`` as
+    in ``init``)."""
+    run = init(
+        project=project, name=name, config=config, url=url, rules=rules, tags=tags, **options
     )
+    return run.watch(model, optimizer, criterion)

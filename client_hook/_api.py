@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -132,8 +133,23 @@ class ApiClient:
     def close(self) -> None:
         self.transport.close()
 
-    def find_run(self, ref: str) -> dict:
-        """The run named by ``ref``: its id, a unique id prefix, or a unique run name."""
+    def call(self, method: str, path: str, body: dict | None = None) -> Any:
+        """A plain JSON request (PATCH, DELETE, ...); the decoded answer, None when empty."""
+        hdrs = {"Accept": "application/json", **self._auth()}
+        raw = None
+        if body is not None:
+            raw = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        status, answer = self._request(method, path, raw, hdrs)
+        if not 200 <= status < 300:
+            raise ApiError(status, error_detail(answer))
+        return json.loads(answer) if answer else None
+
+    def find_run(self, ref: str, newest: bool = False) -> dict:
+        """The run named by ``ref``: its id, a unique id prefix (4+ characters), or a run name.
+
+        A name several runs share is an error that lists their ids, unless ``newest``: then
+        it is the newest of them (``on_ambiguous`` is told the others)."""
         ref = ref.strip()
         if ref and all(c.isalnum() or c in "_-" for c in ref) and len(ref) <= 64:
             try:
@@ -141,14 +157,29 @@ class ApiClient:
             except ApiError as exc:
                 if exc.status != 404:
                     raise
-        runs = self.get("/api/v1/runs")
+        # the server narrows the list (name, project, id or tag containing ref); newest first
+        runs = self.get("/api/v1/runs", q=ref, limit=10_000) if ref else []
         by_id = [r for r in runs if r["id"].startswith(ref)] if len(ref) >= 4 else []
         matches = by_id or [r for r in runs if r["name"] == ref]
         if not matches:
             raise ApiError(404, f"no run with id or name {ref!r} (see `fitscope runs`)")
         if len(matches) > 1:
-            listed = ", ".join(f"{r['id'][:12]} ({r['project']}/{r['name']})" for r in matches[:5])
-            raise ApiError(
-                409, f"{ref!r} matches {len(matches)} runs: {listed}; give more of the id"
+            listed = ", ".join(
+                f"{r['id'][:12]} ({r['project']}/{r['name']}, {str(r.get('created_at', ''))[:19]})"
+                for r in matches[:5]
+            )
+            more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+            if not newest or by_id:
+                raise ApiError(
+                    409,
+                    f"{ref!r} matches {len(matches)} runs: {listed}{more}; give more of the id",
+                )
+            self.on_ambiguous(
+                f"{ref!r} matches {len(matches)} runs: {listed}{more}; using the newest, "
+                f"{matches[0]['id'][:12]} (give an id to choose another)"
             )
         return self.get(f"/api/v1/runs/{matches[0]['id']}")
+
+    def on_ambiguous(self, note: str) -> None:
+        """Told which run an ambiguous name was taken to mean."""
+        print(f"fitscope: {note}", file=sys.stderr)

@@ -47,21 +47,51 @@ def api_errors() -> Iterator[None]:
 
 
 # -- runs ------------------------------------------------------------------------------
+def _health(r: dict) -> str:
+    level = r.get("health")
+    if not level:  # an older server
+        return ""
+    if level == "ok":
+        return "-" if r.get("status") == "crashed" else "ok"
+    more = f" +{r['open_alerts'] - 1}" if r.get("open_alerts", 0) > 1 else ""
+    return f"{level}: {r.get('alert_rule')}{more}"
+
+
 def cmd_runs(args: argparse.Namespace) -> None:
+    params = {"project": args.project, "q": args.search, "tag": args.tag}
+    if args.limit:
+        params["limit"] = args.limit
     with api_errors():
-        runs = client_for(args).get("/api/v1/runs", project=args.project)
+        runs = client_for(args).get("/api/v1/runs", **params)
     if args.limit:
         runs = runs[: args.limit]
     if args.json:
         print(json.dumps(runs, indent=2))
         return
     if not runs:
-        print("no runs yet" + (f" in project {args.project!r}" if args.project else ""))
+        where = f" in project {args.project!r}" if args.project else ""
+        if args.search or args.tag:
+            print(
+                f"no runs{where} match"
+                + (f" {args.search!r}" if args.search else "")
+                + (f" with tag {args.tag!r}" if args.tag else "")
+            )
+        else:
+            print(f"no runs yet{where}")
         return
     rows = [
-        (r["id"], r["project"], r["status"], when(r.get("created_at")), r["name"]) for r in runs
+        (
+            r["id"],
+            r["project"],
+            r["status"],
+            _health(r),
+            "" if r.get("last_step") is None else str(r["last_step"]),
+            when(r.get("created_at")),
+            r["name"] + (f"  [{', '.join(r['tags'])}]" if r.get("tags") else ""),
+        )
+        for r in runs
     ]
-    print(render(("ID", "PROJECT", "STATUS", "CREATED", "NAME"), rows))
+    print(render(("ID", "PROJECT", "STATUS", "HEALTH", "STEP", "CREATED", "NAME"), rows))
 
 
 # -- alerts ----------------------------------------------------------------------------
@@ -92,7 +122,7 @@ def sort_alerts(alerts: list[dict]) -> list[dict]:
 def cmd_alerts(args: argparse.Namespace) -> None:
     with api_errors():
         api = client_for(args)
-        run = api.find_run(args.run)
+        run = api.find_run(args.run, newest=True)
         alerts = sort_alerts(api.get(f"/api/v1/runs/{run['id']}/alerts"))
     if args.json:
         print(json.dumps(alerts, indent=2))
@@ -206,7 +236,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     to_stdout = not args.output or args.output == "-"
     with api_errors():
         api = client_for(args)
-        run = api.find_run(args.run)
+        run = api.find_run(args.run, newest=True)
         if to_stdout:
             _export(api, run, fmt, sys.stdout, args)
             return

@@ -45,6 +45,7 @@ class Run:
         url: str | None = None,
         *,
         rules: dict | None = None,
+        tags: Any = None,
         all_ranks: bool | None = None,
         transport: Transport | None = None,
         settings: ClientSettings | None = None,
@@ -56,6 +57,7 @@ class Run:
         self.project = str(project or "default")
         self.name = str(name or time.strftime("run-%Y%m%d-%H%M%S"))
         self.config: dict = dict(config or {})
+        self.tags = clean_tags(tags)
         self.url = f"{self.settings.url}/runs/{self.id}"
         self.finished = False
         self._watcher: Any = None
@@ -230,6 +232,7 @@ class Run:
                 "config": _json_safe(config),
                 "host": socket.gethostname(),
                 "argv": sys.argv[:20],
+                "tags": self.tags,
             },
         )
 
@@ -290,3 +293,21 @@ def _register_atexit() -> None:
 def _finish_all() -> None:
     for run in list(_live_runs):
         run._close("finished", timeout=run.settings.finish_timeout)
+
+
+def clean_tags(tags: Any) -> list[str]:
+    """``tags=`` as the server takes them: strings, trimmed, no control characters, at most
+    64 characters each and 32 in all, duplicates and blanks dropped (never raises)."""
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = [tags]
+    out: list[str] = []
+    try:
+        for t in tags:
+            s = "".join(c for c in str(t) if c >= " ").strip()[:64]
+            if s and s not in out:
+                out.append(s)
+    except Exception:  # not iterable, or a str() that raises: the run is more important
+        say_once("bad-tags", f"tags= should be a list of strings, not {type(tags).__name__}")
+    return out[:32]

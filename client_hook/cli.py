@@ -154,8 +154,12 @@ _EPILOG = """\
 examples:
   fitscope serve                          dashboard on http://127.0.0.1:7007 (SQLite)
   fitscope runs                           list the server's runs
-  fitscope alerts demo-mlp                what the diagnosis found in a run
+  fitscope alerts demo-mlp                what the diagnosis found in a run (the newest
+                                          of that name; or give its id, e.g. 673e)
   fitscope export demo-mlp -o run.csv     every point of a run, full resolution
+  fitscope runs -q demo                   runs whose name, project, tag or id has "demo"
+  fitscope rename 673e demo-lr3e-3        rename a run (by id prefix or unique name)
+  fitscope delete 673e                    delete a run and its data (asks first)
   fitscope import runs/ lightning_logs/   TensorBoard, CSV/JSONL or trainer_state.json
   fitscope sync                           send data spooled while the server was down
 
@@ -238,9 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "runs",
         help="list the server's runs",
-        description="List the server's runs, newest first.",
+        description="List the server's runs, newest first, with the health of each (its worst "
+        "open alert) and its last step.",
     )
     r.add_argument("--project", default=None, help="only this project")
+    r.add_argument(
+        "-q", "--search", default=None, help="only runs whose name, project, tag or id has this"
+    )
+    r.add_argument("--tag", default=None, help="only runs with this tag")
     r.add_argument("--limit", type=int, default=0, help="at most this many (default: all)")
     r.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
     _client_args(r)
@@ -332,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _client_args(y, progress=True)
     y.set_defaults(fn=cmd_sync)
+
+    from ._cli_edit import add_parsers as add_edit_parsers
+
+    add_edit_parsers(sub, _client_args)
 
     m = sub.add_parser(
         "demo",

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Match
 import fitscope
 
 from . import live, migrate
-from .api import alerts, events, export, health, ingest, runs, series
+from .api import alerts, catalog, events, export, health, ingest, runs, series
 from .api.deps import ERROR_RESPONSES
 from .db import Database, DatabaseBusy
 from .decode import BadBatch
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     app.state.db = db
     app.state.hub = hub
     app.state.diagnoser = diagnoser
-    for module in (health, runs, ingest, series, export, alerts, events):
+    for module in (health, runs, catalog, ingest, series, export, alerts, events):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     _add_error_handlers(app)
     mount_login(app, settings.token)

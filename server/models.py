@@ -26,6 +26,12 @@ class Base(DeclarativeBase):
 
 class RunRow(Base):
     __tablename__ = "runs"
+    # the runs table sorts and pages on these (migration 0004_runs_table)
+    __table_args__ = (
+        Index("ix_runs_name", "name", "created_at"),
+        Index("ix_runs_status", "status", "created_at"),
+        Index("ix_runs_last_step", "last_step"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     project: Mapped[str] = mapped_column(String(200), index=True)
@@ -36,13 +42,20 @@ class RunRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    tags: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")  # JSON list of str
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # the highest step of any of its scalar series (kept at ingest, for the runs table)
+    last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class SeriesRow(Base):
     """One named series of a run: a scalar metric or a histogram."""
 
     __tablename__ = "series"
-    __table_args__ = (UniqueConstraint("run_id", "key", name="uq_series_run_key"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "key", name="uq_series_run_key"),
+        Index("ix_series_key", "key", "run_id"),  # a metric column of the runs table
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(64), ForeignKey("runs.id", ondelete="CASCADE"))

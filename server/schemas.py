@@ -15,6 +15,11 @@ RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 WireFloat = float | Literal["NaN", "Infinity", "-Infinity"]
 
 
+Tag = Annotated[
+    str, StringConstraints(max_length=64, pattern=r"^[^\x00-\x1f]*$")
+]  # trimmed; blank ones dropped
+
+
 class RunIn(BaseModel):
     id: str = Field(
         pattern=RUN_ID_PATTERN, description="client-chosen id; creating it again is a no-op"
@@ -26,12 +31,20 @@ class RunIn(BaseModel):
     )
     host: str | None = Field(default=None, max_length=200)
     argv: list[str] | None = Field(default=None, max_length=50)
+    tags: list[Tag] = Field(default_factory=list, max_length=32, description="labels of the run")
 
 
 class RunPatchIn(BaseModel):
-    config: dict[str, Any] = Field(
-        description="merged into the run's config (top-level keys replaced)"
+    """Every field is optional; the ones given are changed."""
+
+    config: dict[str, Any] | None = Field(
+        default=None, description="merged into the run's config (top-level keys replaced)"
     )
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="rename")
+    tags: list[Tag] | None = Field(
+        default=None, max_length=32, description="the run's tags (replaces them)"
+    )
+    notes: str | None = Field(default=None, max_length=10_000, description="free text")
 
 
 class FinishIn(BaseModel):
@@ -47,6 +60,11 @@ class RunOut(BaseModel):
     updated_at: datetime
     heartbeat_at: datetime
     finished_at: datetime | None = None
+    tags: list[str] = Field(default_factory=list)
+    notes: str = ""
+    last_step: int | None = Field(
+        default=None, description="the highest step of any of its series (null: no points yet)"
+    )
 
 
 class RunDetailOut(RunOut):
@@ -58,6 +76,22 @@ class RunDetailOut(RunOut):
     last_time: datetime | None = Field(
         default=None,
         description="the training process's clock at its last recorded flush (`time/wall`)",
+    )
+
+
+class RunListOut(RunOut):
+    """A row of the runs table."""
+
+    health: Literal["ok", "info", "warning", "critical"] = Field(
+        description="severity of its worst open alert; ok when none is open"
+    )
+    alert_rule: str | None = Field(default=None, description="the rule of that alert")
+    open_alerts: int = 0
+    duration_s: float | None = Field(
+        default=None, description="seconds from start to finish (running: to now)"
+    )
+    metrics: dict[str, WireFloat | None] = Field(
+        default_factory=dict, description="the requested metric columns, by their AGG:KEY"
     )
 
 

@@ -233,24 +233,28 @@ def test_runs_list(site, chromium):
         row = page.locator(f"tr[data-run-id='{site['faulty']}']")
         row.locator(".health.critical").wait_for(timeout=10_000)
         page.locator(f"tr[data-run-id='{site['healthy']}'] .health:is(.ok, .info)").wait_for()
-        groups = page.locator("section.group").evaluate_all("(g) => g.map(x => x.dataset.project)")
-        assert sorted(groups) == ["nlp", "vision"]
+        projects = page.locator("#table tbody td.project").all_inner_texts()
+        assert sorted(set(projects)) == ["nlp", "vision"]
         page.locator(f"tr[data-run-id='{site['others'][1]}'] .status.crashed").wait_for()
+        # the table's columns come from the real training: last step and validation loss
+        assert row.locator("td.step").inner_text() == str(24 * 10)
+        assert row.locator("td.metric[data-col='best:val/loss']").inner_text() not in ("", "–")
         _shot(page, f"runs-list-{'dark' if dark else 'light'}")
         watch.assert_clean()
     # search, filter and sort; the state is in the URL
     page.fill("#q", "overfit")
-    page.wait_for_function("() => document.querySelectorAll('tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#table tbody tr').length === 1")
     assert "q=overfit" in page.url
     page.fill("#q", "")
+    page.wait_for_function("() => document.querySelectorAll('#table tbody tr').length === 4")
     page.select_option("#health-filter", "ok")
-    page.wait_for_function("() => document.querySelectorAll('tbody tr').length === 1")
-    assert page.locator("tbody tr").get_attribute("data-run-id") == site["healthy"]
+    page.wait_for_function("() => document.querySelectorAll('#table tbody tr').length === 1")
+    assert page.locator("#table tbody tr").get_attribute("data-run-id") == site["healthy"]
     page.select_option("#health-filter", "")
     page.select_option("#project", "vision")
-    page.select_option("#sort", "health")
-    page.wait_for_function("() => document.querySelectorAll('tbody tr').length === 2")
-    assert page.locator("tbody tr").first.get_attribute("data-run-id") == site["faulty"]
+    page.click("#table th button[data-sort='health']")
+    page.wait_for_function("() => document.querySelectorAll('#table tbody tr').length === 2")
+    assert page.locator("#table tbody tr").first.get_attribute("data-run-id") == site["faulty"]
     assert "project=vision" in page.url and "sort=health" in page.url
     # pick two runs to compare
     assert page.locator("#compare").is_disabled()

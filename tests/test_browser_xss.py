@@ -3,6 +3,7 @@ metric keys and alert messages that look like HTML render literally and run no s
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from webtools import chart_ready, create_run, insert_alert, open_page, post_batch, trace
 
@@ -46,10 +47,17 @@ def test_markup_in_user_strings_is_text(server, browser):
         },
     )
 
+    tag, notes = "<b>t</b><img src=x onerror=alert(8)>", "<img src=x onerror=alert(9)> n"
+    httpx.patch(
+        f"{server.url}/api/v1/runs/{run_id}", json={"tags": [tag], "notes": notes}
+    ).raise_for_status()
     page, watch = open_page(browser, f"{server.url}/")
     link = page.get_by_role("link", name=NAME)
     link.wait_for(timeout=10_000)
-    assert page.locator("section.group h2").first.inner_text().startswith(PROJECT)
+    row = page.locator(f"tr[data-run-id='{run_id}']")
+    assert row.locator("td.project").inner_text() == PROJECT
+    assert row.locator(".tags .tag").inner_text() == tag
+    assert row.locator(".notes").inner_text() == notes
     page.locator(f"tr[data-run-id='{run_id}'] .health").filter(has_text="warning").wait_for()
 
     page.goto(f"{server.url}/runs/{run_id}")

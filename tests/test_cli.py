@@ -16,7 +16,7 @@ from cli_helpers import cli, make_run, plant_alerts
 
 from conftest import free_port, run_script
 
-COMMANDS = ["serve", "db", "runs", "alerts", "export", "import", "sync"]
+COMMANDS = ["serve", "db", "runs", "alerts", "export", "import", "sync", "delete", "rename"]
 
 
 def test_help_describes_every_command(tmp_path):
@@ -37,7 +37,7 @@ def test_runs_table_and_json(server, tmp_path):
     r = cli("runs", "--url", server.url, tmp_path=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["ID", "PROJECT", "STATUS", "CREATED", "NAME"]
+    assert lines[0].split() == ["ID", "PROJECT", "STATUS", "HEALTH", "STEP", "CREATED", "NAME"]
     # newest first, columns aligned under their headers
     assert lines[1].split()[0] == b and lines[1].split()[-1] == "second-run"
     assert lines[2].split()[0] == a and "finished" in lines[2]
@@ -135,10 +135,13 @@ def test_alerts_readable_table(server, tmp_path):
 
 
 def test_run_references_and_errors_are_one_clear_line(server, tmp_path):
-    make_run(server.url, "twin")
-    make_run(server.url, "twin")
+    old = make_run(server.url, "twin")
+    new = make_run(server.url, "twin")
+    # reading: a shared name means the newest of those runs, and says which ids match
     amb = cli("alerts", "twin", "--url", server.url, tmp_path=tmp_path)
-    assert amb.returncode == 1 and "matches 2 runs" in amb.stderr
+    assert amb.returncode == 0, amb.stderr
+    assert "matches 2 runs" in amb.stderr and old[:12] in amb.stderr and new[:12] in amb.stderr
+    assert f"using the newest, {new[:12]}" in amb.stderr and f"({new})" in amb.stdout
     missing = cli("export", "no-such-run", "--url", server.url, tmp_path=tmp_path)
     assert missing.returncode == 1 and "no run with id or name 'no-such-run'" in missing.stderr
     down = cli("runs", "--url", f"http://127.0.0.1:{free_port()}", tmp_path=tmp_path)

@@ -107,6 +107,25 @@ def test_run_list_stream_shows_new_finished_and_deleted_runs(live):
         ev.close()
 
 
+def test_run_list_stream_shows_renames_and_tags(live):
+    ev = SSEStream(f"{live.url}/api/v1/events/runs")
+    try:
+        live.post("/api/v1/runs", {"id": "r4", "name": "before", "project": "p", "tags": ["a"]})
+        first = ev.until("runs", lambda d: any(r["id"] == "r4" for r in d))
+        assert {r["id"]: r["tags"] for r in first.data}["r4"] == ["a"]
+        patch = {"name": "after", "tags": ["a", "b"], "notes": "n"}
+        httpx.patch(f"{live.url}/api/v1/runs/r4", json=patch).raise_for_status()
+        ev.until(
+            "runs",
+            lambda d: any(
+                (r["id"], r["name"], r["tags"], r["notes"]) == ("r4", "after", ["a", "b"], "n")
+                for r in d
+            ),
+        )
+    finally:
+        ev.close()
+
+
 FOREVER = """
 import time, torch, fitscope
 model = torch.nn.Linear(4, 1)

@@ -77,6 +77,12 @@ def test_upgrade_from_the_first_revision_keeps_every_point(db_url, tmp_path):
     with TestClient(app) as client:
         run = client.get("/api/v1/runs/old").json()
         assert (run["name"], run["status"], run["config"]) == ("kept", "finished", {"lr": 0.1})
+        # 0004_runs_table: the runs table's step is filled from the stored points
+        assert (run["last_step"], run["tags"], run["notes"]) == (3500, [], "")
+        cols = {"metric": ["max:train/loss", "min:train/loss"]}
+        row = client.get("/api/v1/runs", params=cols).json()[0]
+        assert row["metrics"] == {"max:train/loss": "Infinity", "min:train/loss": 0.1}
+        assert row["health"] == "info"
         got = client.get("/api/v1/runs/old/series", params={"key": "train/loss"}).json()
         assert got["steps"] == STEPS
         want = ["NaN" if _value(s) is None else _value(s) for s in STEPS]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import StringConstraints
 
 from ..live import mark_crashed
 from ..models import RunRow
-from ..schemas import FinishIn, RunDetailOut, RunIn, RunOut, RunPatchIn
+from ..schemas import FinishIn, RunDetailOut, RunIn, RunListOut, RunOut, RunPatchIn, WireFloat
 from ..storage import points
 from ..storage import runs as store
+from ..storage import runs_table as table
 from ..walltime import last_time
 from .deps import DbDep, RunId, SettingsDep
 
@@ -27,6 +32,9 @@ def run_out(row: RunRow) -> RunOut:
         updated_at=store.as_utc(row.updated_at),
         heartbeat_at=store.as_utc(row.heartbeat_at),
         finished_at=store.as_utc(row.finished_at),
+        tags=table.load_tags(row.tags),
+        notes=row.notes or "",
+        last_step=row.last_step,
     )
 
 
@@ -53,15 +61,104 @@ def run_detail(row: RunRow, last_time: float | None = None) -> RunDetailOut:
     )
 
 
-@router.get("", response_model=list[RunOut], summary="All runs, newest first")
+def _invalid(where: str, field: str, msg: str) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own (as the OpenAPI document says)."""
+    return RequestValidationError([{"loc": (where, field), "msg": msg, "type": "value_error"}])
+
+
+def _wire(v: float | None) -> WireFloat | None:
+    if v is None or math.isfinite(v):
+        return v
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def table_out(r: table.TableRow) -> RunListOut:
+    return RunListOut(
+        **run_out(r.run).model_dump(),
+        health=r.health,  # type: ignore[arg-type]
+        alert_rule=r.alert_rule,
+        open_alerts=r.open_alerts,
+        duration_s=r.duration_s,
+        metrics={k: _wire(v) for k, v in r.metrics.items()},
+    )
+
+
+NO_CONTROL = r"^[^\x00-\x1f]*$"
+METRIC_SPEC = r"^(min|max|last|best):[^\x00-\x1f]{1,250}$"
+SORT_SPEC = r"^(created_at|name|project|status|step|duration|health|(min|max|last|best):[^\x00-\x1f]{1,250})$"
+SORT_HELP = (
+    "created_at (default), name, project, status, step, duration, health (worst open alert), "
+    "or a metric column AGG:KEY"
+)
+
+
+@router.get(
+    "",
+    response_model=list[RunListOut],
+    summary="All runs, newest first; or one filtered, sorted page of them",
+    description="Without parameters: the runs newest first (at most 1,000). The header "
+    "`X-Total-Count` gives how many runs match the filters, whatever `limit` and `offset`. "
+    "Metric columns are `AGG:KEY` with AGG `min`, `max`, `last` or `best` (the max of keys "
+    "such as accuracy/f1/auc, the min of others), e.g. `metric=best:val/loss`.",
+)
 def list_runs(
     db: DbDep,
     settings: SettingsDep,
+    response: Response,
     project: str | None = Query(default=None, description="only this project"),
-) -> list[RunOut]:
+    status_: Literal["running", "finished", "crashed"] | None = Query(
+        default=None, alias="status", description="only runs with this status"
+    ),
+    q: str | None = Query(
+        default=None,
+        max_length=200,
+        pattern=NO_CONTROL,
+        description="text in the name, project, id or tags (any case)",
+    ),
+    tag: str | None = Query(
+        default=None, max_length=64, pattern=NO_CONTROL, description="only runs with this tag"
+    ),
+    health: Literal["problem", "critical", "warning", "ok"] | None = Query(
+        default=None,
+        description="problem: an open warning or critical; ok: none, and not crashed",
+    ),
+    sort: str = Query(
+        default="created_at", max_length=260, pattern=SORT_SPEC, description=SORT_HELP
+    ),
+    order: Literal["asc", "desc"] | None = Query(
+        default=None,
+        description="default: desc for created_at, step, duration, health; a metric's best "
+        "first; asc otherwise",
+    ),
+    limit: int = Query(default=1000, ge=1, le=10_000, description="at most this many runs"),
+    offset: int = Query(default=0, ge=0, description="skip this many (paging)"),
+    metric: Annotated[
+        list[Annotated[str, StringConstraints(pattern=METRIC_SPEC)]] | None,
+        Query(max_length=12, description="metric columns to add, each AGG:KEY (repeatable)"),
+    ] = None,
+) -> list[RunListOut]:
+    try:
+        metrics = [table.Metric.parse(m) for m in metric or []]
+        rq = table.RunQuery(
+            project=project,
+            status=status_,
+            q=q or None,
+            tag=tag or None,
+            health=health,
+            sort=sort,
+            order=order,
+            limit=limit,
+            offset=offset,
+            metrics=metrics,
+        )
+        rq.sort_metric()
+    except ValueError as exc:
+        raise _invalid("query", "metric", f"{exc}; sort is one of {SORT_HELP}") from None
     mark_crashed(db, settings.heartbeat_timeout)
     with db.session() as s:
-        return [run_out(r) for r in store.list_runs(s, project)]
+        rows, total = table.query(s, rq)
+        response.headers["X-Total-Count"] = str(total)
+        return [table_out(r) for r in rows]
 
 
 @router.post(
@@ -76,6 +173,8 @@ def create_run(body: RunIn, db: DbDep, response: Response) -> RunDetailOut:
         config.setdefault("fitscope", {}).update({"host": body.host, "argv": body.argv})
     with db.write_session() as s:
         row, created = store.create_run(s, body.id, body.project, body.name, config)
+        if created and body.tags:
+            row.tags = table.dump_tags(table.clean_tags(body.tags))
         response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return run_detail(row)
 
@@ -88,10 +187,21 @@ def get_run(run_id: RunId, db: DbDep, settings: SettingsDep) -> RunDetailOut:
         return run_detail(row, last_time(s, run_id))
 
 
-@router.patch("/{run_id}", response_model=RunDetailOut, summary="Merge keys into a run's config")
+@router.patch(
+    "/{run_id}",
+    response_model=RunDetailOut,
+    summary="Change a run: merge keys into its config, rename it, set its tags or notes",
+)
 def patch_run(run_id: RunId, body: RunPatchIn, db: DbDep) -> RunDetailOut:
     with db.write_session() as s:
-        return run_detail(store.merge_config(s, run_id, body.config))
+        row = store.get_run(s, run_id)
+        if body.config is not None:
+            row = store.merge_config(s, run_id, body.config)
+        try:
+            row = table.set_meta(s, run_id, name=body.name, tags=body.tags, notes=body.notes)
+        except ValueError as exc:
+            raise _invalid("body", "tags", str(exc)) from None
+        return run_detail(row, last_time(s, run_id))
 
 
 @router.post("/{run_id}/heartbeat", status_code=204, summary="The training process is alive")

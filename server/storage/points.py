@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..decode import BadBatch, Batch
 from ..models import PointBlockRow, SeriesRow
-from . import blocks, blockwrite, histograms, runs
+from . import blocks, blockwrite, histograms, runs, runs_table
 from .blocks import Block
 from .upsert import insert_for
 
@@ -103,6 +103,7 @@ def ingest(s: Session, run_id: str, batch: Batch, cache: dict | None = None) -> 
             out.ranges[key] = (int(st[0]), int(st[-1]))
     if chunks:
         blockwrite.write(s, chunks)
+        runs_table.note_steps(s, run_id, out.ranges)
     if batch.histograms:
         out.histograms = histograms.store(s, ids, batch.histograms)
     return out

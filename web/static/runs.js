@@ -1,175 +1,386 @@
 "use strict";
-// The runs list: grouped by project, each run with its status and a live health badge (its worst
-// open alert); search, filters and sort live in the URL; tick runs to compare them.
+// The runs table: one page of runs at a time, filtered, sorted and searched by the server, so
+// that 10,000 runs stay fast. Columns: name (with its short id, tags and notes), project,
+// status, health (worst open alert), last step, start, duration and the user's metric columns
+// (best/last/min/max of any key). Rename, tags, notes and delete from each row; tick runs to
+// compare them. Everything the user chooses lives in the URL (the columns also in local storage).
 (() => {
   const $ = (id) => document.getElementById(id);
-  const runs = new Map(); // id -> run
-  const alerts = new Map(); // id -> alert list (absent until fetched)
-  const fetched = new Map(); // id -> {updated, at}: when its alerts were last fetched
+  const COLS_KEY = "fitscope.runs.cols";
+  const DEFAULT_COLS = ["best:val/loss", "last:val/accuracy"];
+  const PAGE_SIZES = [25, 50, 100, 200];
+  const REFRESH_MS = 3000; // a page showing running runs is refreshed this often
+  const FILTERS = { q: "q", status: "status", "health-filter": "health", project: "project" }; // element id -> state
+  const FIXED = [
+    // [label, sort key or null, class]
+    ["Name", "name", "name"],
+    ["Project", "project", "project"],
+    ["Status", "status", "status-col"],
+    ["Health", "health", "health-col"],
+    ["Step", "step", "num"],
+    ["Started", "created_at", "started"],
+    ["Duration", "duration", "num"],
+  ];
   const selected = new Set();
-  const ALERTS_EVERY_MS = 2000; // a running run's badge is refreshed this often
-  const FILTERS = ["q", "status", "health-filter", "project", "sort"];
-  const PARAM = { q: "q", status: "status", "health-filter": "health", project: "project", sort: "sort" };
+  let page = { rows: [], total: 0 };
   let shown = "";
+    let pending = null; // the run a dialog is about
 
-  function healthLevel(id) {
-    const list = alerts.get(id);
-    return list ? fs.alerts.health(list).level : null;
+  // -- state in the URL -------------------------------------------------------------------
+  function state() {
+    const p = fs.params();
+    let cols = p.getAll("col");
+    if (!cols.length && !p.has("nocols")) {
+      try {
+        const saved = JSON.parse(localStorage.getItem(COLS_KEY) || "null");
+        cols = Array.isArray(saved) ? saved.filter((c) => typeof c === "string") : DEFAULT_COLS;
+      } catch {
+        cols = DEFAULT_COLS;
+      }
+    }
+    const size = Number(p.get("n")) || 50;
+    return {
+      q: p.get("q") || "",
+      status: p.get("status") || "",
+      health: p.get("health") || "",
+      project: p.get("project") || "",
+      tag: p.get("tag") || "",
+      sort: p.get("sort") || "created_at",
+      order: p.get("order") || "",
+      page: Math.max(1, Number(p.get("page")) || 1),
+      size: PAGE_SIZES.includes(size) ? size : 50,
+      cols,
+    };
   }
 
-  function healthRank(id) {
-    const lvl = healthLevel(id);
-    return lvl === null ? -1 : lvl === "ok" ? 0 : fs.alerts.RANK[lvl] || 0;
+  function setState(updates) {
+    const p = fs.params();
+    for (const [k, v] of Object.entries(updates)) {
+      if (k === "cols") {
+        p.delete("col");
+        p.delete("nocols");
+        for (const c of v) p.append("col", c);
+        if (!v.length) p.set("nocols", "1");
+        localStorage.setItem(COLS_KEY, JSON.stringify(v));
+      } else if (v === null || v === "" || v === undefined) p.delete(k);
+      else p.set(k, String(v));
+    }
+    if (!("page" in updates)) p.delete("page"); // any other change starts at the first page
+    const q = p.toString();
+    history.replaceState(history.state, "", `${location.pathname}${q ? `?${q}` : ""}${location.hash}`);
+    load();
   }
 
-  // A crashed run with no open alert is not "healthy": say only that nothing was diagnosed.
-  function badge(r) {
-    if (!alerts.has(r.id)) return fs.alerts.badge(null);
-    if (r.status === "crashed" && healthLevel(r.id) === "ok") {
+  function apiQuery(st) {
+    const p = new URLSearchParams();
+    for (const k of ["q", "status", "health", "project", "tag"]) if (st[k]) p.set(k, st[k]);
+    p.set("sort", st.sort);
+    if (st.order) p.set("order", st.order);
+    p.set("limit", st.size);
+    p.set("offset", (st.page - 1) * st.size);
+    for (const c of st.cols) p.append("metric", c);
+    return p.toString();
+  }
+
+  // -- requests ---------------------------------------------------------------------------
+  async function request(method, path, body) {
+    const resp = await fetch(path, {
+      method,
+      headers: { Accept: "application/json", ...(body ? { "Content-Type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    if (!resp.ok) {
+      let detail = `HTTP ${resp.status}`;
+      try {
+        const d = (await resp.json()).detail;
+        detail = typeof d === "string" ? d : Array.isArray(d) ? d.map((x) => x.msg).join("; ") : detail;
+      } catch { /* not JSON */ }
+      const err = new fs.HttpError(path, resp.status);
+      err.detail = detail;
+      throw err;
+    }
+    return resp;
+  }
+
+  // One request per view at a time: a second call while one for the same view is out asks
+  // for one more afterwards (changes may have arrived meanwhile) instead of racing it.
+  let inflight = null; // {query, again}
+  async function load() {
+    const st = state();
+    const query = apiQuery(st);
+    if (inflight && inflight.query === query) {
+      inflight.again = true;
+      return;
+    }
+    const mine = { query, again: false };
+    inflight = mine;
+    try {
+      const resp = await request("GET", `/api/v1/runs?${query}`);
+      const rows = await resp.json();
+      if (query !== apiQuery(state())) return; // the view changed meanwhile: its own load draws it
+      const total = Number(resp.headers.get("X-Total-Count") || rows.length);
+      if (!rows.length && total > 0 && st.page > 1) {
+        setState({ page: Math.max(1, Math.ceil(total / st.size)) }); // past the end (runs deleted)
+        return;
+      }
+      page = { rows, total };
+      render();
+    } finally {
+      if (inflight === mine) inflight = null;
+    }
+    if (mine.again) await load();
+  }
+
+  // -- rendering --------------------------------------------------------------------------
+  function colLabel(spec) {
+    const i = spec.indexOf(":");
+    return { agg: spec.slice(0, i), key: spec.slice(i + 1) };
+  }
+
+  function healthBadge(r) {
+    if (r.status === "crashed" && r.health === "ok") {
       return fs.el("span", { class: "health unknown", title: "the run crashed; no alert was raised" }, "no alerts");
     }
-    return fs.alerts.badge(alerts.get(r.id));
+    if (r.health === "ok") return fs.el("span", { class: "health ok", title: "no open alerts" }, "healthy");
+    const more = r.open_alerts > 1 ? ` +${r.open_alerts - 1}` : "";
+    return fs.el("span", { class: `health ${r.health}`, title: `${r.open_alerts} open alert${r.open_alerts === 1 ? "" : "s"}` },
+      `${r.health}: ${r.alert_rule}${more}`);
   }
 
-  function ranFor(r) {
-    const end = r.finished_at || (r.status === "running" ? Date.now() : r.heartbeat_at);
-    return fs.duration(new Date(end) - new Date(r.created_at));
+  function duration(r) {
+    if (r.status === "running") return fs.duration(Date.now() - new Date(r.created_at));
+    return r.duration_s == null ? "" : fs.duration(r.duration_s * 1000);
   }
 
-  function matches(r, f) {
-    if (f.status && r.status !== f.status) return false;
-    if (f.project && r.project !== f.project) return false;
-    if (f.health) {
-      const lvl = healthLevel(r.id);
-      const bad = lvl === "critical" || lvl === "warning";
-      const ok = (lvl === "ok" || lvl === "info") && r.status !== "crashed"; // info: notes, not problems
-      if (f.health === "problem" ? !bad : f.health === "ok" ? !ok : lvl !== f.health) return false;
-    }
-    if (f.q) {
-      const q = f.q.toLowerCase();
-      if (![r.name, r.project, r.id].some((s) => s.toLowerCase().includes(q))) return false;
-    }
-    return true;
-  }
-
-  const SORTS = {
-    new: (a, b) => new Date(b.created_at) - new Date(a.created_at),
-    old: (a, b) => new Date(a.created_at) - new Date(b.created_at),
-    name: (a, b) => a.name.localeCompare(b.name),
-    health: (a, b) => healthRank(b.id) - healthRank(a.id) || SORTS.new(a, b),
-    status: (a, b) => a.status.localeCompare(b.status) || SORTS.new(a, b),
-  };
-
-  function filters() {
-    return { q: $("q").value.trim(), status: $("status").value, health: $("health-filter").value, project: $("project").value, sort: $("sort").value || "new" };
-  }
-
-  function row(r) {
+  function nameCell(r) {
     const href = `/runs/${encodeURIComponent(r.id)}`;
-    return fs.el("tr", { "data-run-id": r.id, class: selected.has(r.id) ? "picked" : null },
-      fs.el("td", { class: "pick" }, fs.el("input", {
-        type: "checkbox", "data-focus": `pick:${r.id}`, "data-pick": r.id, checked: selected.has(r.id),
-        "aria-label": `select ${r.name} for comparison`,
-      })),
-      fs.el("td", { class: "name" }, fs.el("a", { href, "data-focus": `link:${r.id}` }, r.name)),
-      fs.el("td", {}, fs.el("span", { class: `status ${r.status}` }, r.status)),
-      fs.el("td", {}, badge(r)),
-      fs.el("td", { class: "muted" }, fs.when(r.created_at)),
-      fs.el("td", { class: "muted num" }, ranFor(r)));
+    return fs.el("td", { class: "name" },
+      fs.el("div", { class: "name-line" },
+        fs.el("a", { href, "data-focus": `link:${r.id}` }, r.name),
+        fs.el("code", { class: "rid", title: `run id ${r.id}` }, r.id.slice(0, 8))),
+      r.tags.length ? fs.el("div", { class: "tags" }, r.tags.map((t) =>
+        fs.el("button", { type: "button", class: "tag", "data-tag": t, "data-focus": `tag:${r.id}:${t}`, title: `show runs tagged ${t}` }, t))) : null,
+      r.notes ? fs.el("div", { class: "notes muted", title: r.notes }, r.notes) : null);
   }
 
-  function renderProjects() {
-    const sel = $("project");
-    const want = sel.value || fs.params().get("project") || "";
-    const projects = [...new Set([...runs.values()].map((r) => r.project))].sort();
-    if (projects.length + 1 === sel.options.length) return;
-    sel.replaceChildren(fs.el("option", { value: "" }, "all"), ...projects.map((p) => fs.el("option", { value: p, selected: p === want }, p)));
+  function row(r, cols) {
+    const picked = selected.has(r.id);
+    return fs.el("tr", { "data-run-id": r.id, class: picked ? "picked" : null },
+      fs.el("td", { class: "pick" }, fs.el("input", {
+        type: "checkbox", "data-focus": `pick:${r.id}`, "data-pick": r.id, checked: picked,
+        "aria-label": `select ${r.name} (${r.id.slice(0, 8)}) for comparison`,
+      })),
+      nameCell(r),
+      fs.el("td", { class: "project" }, r.project),
+      fs.el("td", {}, fs.el("span", { class: `status ${r.status}` }, r.status)),
+      fs.el("td", { class: "health-cell" }, healthBadge(r)),
+      fs.el("td", { class: "num step" }, r.last_step == null ? "–" : String(r.last_step)),
+      fs.el("td", { class: "muted started", title: r.created_at }, fs.when(r.created_at)),
+      fs.el("td", { class: "muted num duration" }, duration(r)),
+      cols.map((c) => fs.el("td", { class: "num metric", "data-col": c }, fs.num(fs.decode([r.metrics[c]])[0]))),
+      fs.el("td", { class: "actions" },
+        fs.el("button", { type: "button", class: "ghost small", "data-edit": r.id, "data-focus": `edit:${r.id}`, "aria-label": `edit ${r.name} (${r.id.slice(0, 8)})` }, "Edit"),
+        fs.el("button", { type: "button", class: "ghost small danger", "data-delete": r.id, "data-focus": `delete:${r.id}`, "aria-label": `delete ${r.name} (${r.id.slice(0, 8)})` }, "Delete")));
+  }
+
+  function header(st) {
+    const sortTh = (label, key, cls, extra = null) => {
+      const on = st.sort === key;
+      const desc = on && (st.order ? st.order === "desc" : page.defaultDesc);
+      return fs.el("th", { scope: "col", class: cls, "aria-sort": on ? (desc ? "descending" : "ascending") : null },
+        fs.el("button", { type: "button", class: "sort", "data-sort": key, "data-focus": `sort:${key}`, title: `sort by ${label}` },
+          label, on ? fs.el("span", { class: "arrow", "aria-hidden": "true" }, desc ? " ▼" : " ▲") : null),
+        extra);
+    };
+    return fs.el("thead", {}, fs.el("tr", {},
+      fs.el("th", { class: "pick" }, fs.el("span", { class: "visually-hidden" }, "compare")),
+      FIXED.map(([label, key, cls]) => sortTh(label, key, cls)),
+      st.cols.map((c) => {
+        const { agg, key } = colLabel(c);
+        return sortTh(`${key} (${agg})`, c, "num metric",
+          fs.el("button", { type: "button", class: "remove-col", "data-remove-col": c, "aria-label": `remove column ${key} (${agg})`, title: "remove this column" }, "×"));
+      }),
+      fs.el("th", { class: "actions" }, fs.el("span", { class: "visually-hidden" }, "actions"))));
+  }
+
+  function defaultDesc(sort) {
+    if (["created_at", "health", "step", "duration"].includes(sort)) return true;
+    if (!sort.includes(":")) return false;
+    const { agg, key } = colLabel(sort);
+    const higher = /(acc|accuracy|auc|auroc|f1|precision|recall|iou|map|bleu|rouge|score|top\d*|r2)$/i.test(key.split(/[/._-]/).pop());
+    return agg === "max" || (agg !== "min" && higher);
   }
 
   function render(force = false) {
-    renderProjects();
-    const f = filters();
-    const all = [...runs.values()];
-    const sig = JSON.stringify([f, all, [...alerts], [...selected], Math.floor(Date.now() / 1000)]);
+    const st = state();
+    page.defaultDesc = defaultDesc(st.sort);
+    const running = page.rows.some((r) => r.status === "running");
+    const sig = JSON.stringify([st, page.rows, page.total, [...selected], running ? Math.floor(Date.now() / 1000) : 0]);
     if (!force && sig === shown) return;
     shown = sig;
-    const list = all.filter((r) => matches(r, f)).sort(SORTS[f.sort] || SORTS.new);
-    const groups = new Map();
-    for (const r of list) {
-      if (!groups.has(r.project)) groups.set(r.project, []);
-      groups.get(r.project).push(r);
-    }
     const focus = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.focus : null;
-    $("groups").replaceChildren(...[...groups].map(([project, rs]) => {
-      const bad = rs.filter((r) => ["critical", "warning"].includes(healthLevel(r.id))).length;
-      return fs.el("section", { class: "group", "data-project": project },
-        fs.el("h2", {}, project, fs.el("span", { class: "muted" }, ` ${rs.length} run${rs.length === 1 ? "" : "s"}${bad ? ` · ${bad} with open alerts` : ""}`)),
-        fs.el("table", { class: "runs" },
-          fs.el("thead", {}, fs.el("tr", {},
-            fs.el("th", { class: "pick" }, fs.el("span", { class: "visually-hidden" }, "compare")),
-            ["Name", "Status", "Health", "Started", "Ran"].map((h) => fs.el("th", { scope: "col" }, h)))),
-          fs.el("tbody", {}, rs.map(row))));
-    }));
+    $("table").replaceChildren(header(st), fs.el("tbody", {}, page.rows.map((r) => row(r, st.cols))));
+    $("table").hidden = page.total === 0;
+    performance.mark("fitscope:rows-drawn"); // for bench/runs_page.py
     if (focus) {
-      const again = $("groups").querySelector(`[data-focus="${CSS.escape(focus)}"]`);
+      const again = document.querySelector(`[data-focus="${CSS.escape(focus)}"]`);
       if (again) again.focus();
     }
-    $("empty").hidden = runs.size > 0;
-    $("no-match").hidden = runs.size === 0 || list.length > 0;
-    const running = all.filter((r) => r.status === "running").length;
-    const bad = all.filter((r) => ["critical", "warning"].includes(healthLevel(r.id))).length;
-    $("summary").textContent = all.length ? `${all.length} runs · ${running} running · ${bad} with open alerts` : "";
-    const n = selected.size;
-    $("compare").disabled = n < 2;
-    $("compare").textContent = n ? `Compare selected (${n})` : "Compare selected";
+    const filtered = st.q || st.status || st.health || st.project || st.tag;
+    $("empty").hidden = page.total > 0 || filtered;
+    $("no-match").hidden = page.total > 0 || !filtered;
+    const n = page.total;
+    $("summary").textContent = n ? `${n.toLocaleString()} run${n === 1 ? "" : "s"}${filtered ? " match" + (n === 1 ? "es" : "") : ""}` : "";
+    const first = (st.page - 1) * st.size;
+    $("range").textContent = n ? `${(first + 1).toLocaleString()}–${(first + page.rows.length).toLocaleString()} of ${n.toLocaleString()}` : "";
+    $("prev").disabled = st.page <= 1;
+    $("next").disabled = first + page.rows.length >= n;
+    $("pager").hidden = n <= st.size && st.page === 1;
+    const k = selected.size;
+    $("compare").disabled = k < 2;
+    $("compare").textContent = k ? `Compare selected (${k})` : "Compare selected";
+    $("tag-chip").hidden = !st.tag;
+    $("tag-chip-name").textContent = st.tag;
   }
 
-  async function refreshAlerts() {
-    const now = Date.now();
-    const due = [...runs.values()].filter((r) => {
-      const f = fetched.get(r.id);
-      if (!f) return true;
-      if (now - f.at < ALERTS_EVERY_MS) return false;
-      return r.status === "running" || f.updated !== r.updated_at;
-    });
-    const queue = [...due];
-    const worker = async () => {
-      while (queue.length) {
-        const r = queue.shift();
-        try {
-          alerts.set(r.id, await fs.api(fs.runPath(r.id, "/alerts")));
-          fetched.set(r.id, { updated: r.updated_at, at: Date.now() });
-        } catch (err) {
-          if (err.status === 404) runs.delete(r.id);
-        }
-      }
+  // -- projects and keys for the filters --------------------------------------------------
+  async function loadProjects() {
+    const want = state().project;
+    const list = await fs.api("/api/v1/projects");
+    const names = list.map((p) => p.project);
+    if (want && !names.includes(want)) names.push(want);
+    $("project").replaceChildren(fs.el("option", { value: "" }, "all"),
+      ...names.map((p) => fs.el("option", { value: p, selected: p === want }, p)));
+  }
+
+  let keysLoaded = false;
+  async function loadKeys() {
+    if (keysLoaded) return;
+    keysLoaded = true;
+    const keys = await fs.api("/api/v1/keys");
+    $("keys").replaceChildren(...keys.map((k) => fs.el("option", { value: k })));
+  }
+
+  // -- dialogs ----------------------------------------------------------------------------
+  function runById(id) {
+    return page.rows.find((r) => r.id === id);
+  }
+
+  function openEdit(id) {
+    const r = runById(id);
+    if (!r) return;
+    pending = r;
+    $("edit-title").textContent = `Edit ${r.name} (${r.id.slice(0, 8)})`;
+    $("edit-name").value = r.name;
+    $("edit-tags").value = r.tags.join(", ");
+    $("edit-notes").value = r.notes;
+    $("edit-error").textContent = "";
+    $("edit-dialog").showModal();
+    $("edit-name").focus();
+  }
+
+  async function saveEdit(e) {
+    e.preventDefault();
+    const r = pending;
+    const body = {
+      name: $("edit-name").value.trim(),
+      tags: $("edit-tags").value.split(",").map((t) => t.trim()).filter(Boolean),
+      notes: $("edit-notes").value,
     };
-    await Promise.all(Array.from({ length: Math.min(6, queue.length) }, worker));
-    render();
-  }
-
-  async function poll() {
-    const list = await fs.api("/api/v1/runs");
-    runs.clear();
-    for (const r of list) runs.set(r.id, r);
-    for (const id of [...selected]) if (!runs.has(id)) selected.delete(id);
-    render();
-    await refreshAlerts();
-  }
-
-  function wire() {
-    const p = fs.params();
-    for (const id of FILTERS) {
-      const v = p.get(PARAM[id]);
-      if (v !== null) $(id).value = v;
-      $(id).addEventListener(id === "q" ? "input" : "change", () => {
-        fs.setParams({ [PARAM[id]]: $(id).value || null });
-        render(true);
-      });
+    if (!body.name) {
+      $("edit-error").textContent = "A run needs a name.";
+      return;
     }
-    if (p.get("project")) $("project").replaceChildren(fs.el("option", { value: p.get("project"), selected: true }, p.get("project")));
+    try {
+      await request("PATCH", fs.runPath(r.id), body);
+    } catch (err) {
+      $("edit-error").textContent = `Not saved: ${err.detail || err.message}`;
+      return;
+    }
+    $("edit-dialog").close();
+    await load();
+    loadProjects().catch(() => {});
+  }
+
+  function openDelete(id) {
+    const r = runById(id);
+    if (!r) return;
+    pending = r;
+    $("delete-what").textContent = `${r.name} (${r.id.slice(0, 8)}) in ${r.project}`;
+    $("delete-error").textContent = "";
+    $("delete-dialog").showModal();
+    $("delete-cancel").focus(); // the safe choice is the default
+  }
+
+  async function confirmDelete(e) {
+    e.preventDefault();
+    const r = pending;
+    try {
+      await request("DELETE", fs.runPath(r.id));
+    } catch (err) {
+      if (err.status !== 404) {
+        $("delete-error").textContent = `Not deleted: ${err.detail || err.message}`;
+        return;
+      }
+    }
+    selected.delete(r.id);
+    $("delete-dialog").close();
+    await load();
+    loadProjects().catch(() => {});
+  }
+
+  // -- wiring -----------------------------------------------------------------------------
+  function wire() {
+    const st = state();
+    for (const [id, param] of Object.entries(FILTERS)) {
+      if (id === "project" && st.project) $(id).replaceChildren(fs.el("option", { value: st.project, selected: true }, st.project));
+      $(id).value = st[param];
+    }
+    $("n").value = String(st.size);
+    // the first key after a pause (or a paste) searches at once; keys typed quickly after it
+    // wait for a 150 ms pause, so that typing a word is one request, not one per letter
+    const searchNow = () => setState({ q: $("q").value.trim() || null });
+    const search = fs.debounce(searchNow, 150);
+    let lastKey = 0;
+    $("q").addEventListener("input", () => {
+      const now = Date.now();
+      if (now - lastKey > 500) searchNow();
+      else search();
+      lastKey = now;
+    });
+    for (const id of ["status", "health-filter", "project"]) {
+      $(id).addEventListener("change", () => setState({ [FILTERS[id]]: $(id).value || null }));
+    }
+    $("n").addEventListener("change", () => setState({ n: $("n").value === "50" ? null : $("n").value }));
     $("filters").addEventListener("submit", (e) => e.preventDefault());
-    $("groups").addEventListener("change", (e) => {
+    $("tag-clear").addEventListener("click", () => setState({ tag: null }));
+    $("prev").addEventListener("click", () => setState({ page: Math.max(1, state().page - 1) }));
+    $("next").addEventListener("click", () => setState({ page: state().page + 1 }));
+    $("col-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const key = $("col-key").value.trim();
+      if (!key) return;
+      const spec = `${$("col-agg").value}:${key}`;
+      const cols = state().cols.filter((c) => c !== spec);
+      setState({ cols: [...cols, spec] });
+      $("col-key").value = "";
+    });
+    $("table").addEventListener("click", (e) => {
+      const t = e.target.closest("button");
+      if (!t) return;
+      const d = t.dataset;
+      if (d.sort) {
+        const cur = state();
+        const desc = cur.sort === d.sort ? !(cur.order ? cur.order === "desc" : defaultDesc(cur.sort)) : defaultDesc(d.sort);
+        setState({ sort: d.sort === "created_at" ? null : d.sort, order: desc === defaultDesc(d.sort) ? null : desc ? "desc" : "asc" });
+      } else if (d.removeCol) {
+        const cur = state();
+        setState({ cols: cur.cols.filter((c) => c !== d.removeCol), ...(cur.sort === d.removeCol ? { sort: null, order: null } : {}) });
+      } else if (d.tag) setState({ tag: d.tag });
+      else if (d.edit) openEdit(d.edit);
+      else if (d.delete) openDelete(d.delete);
+    });
+    $("table").addEventListener("change", (e) => {
       const id = e.target.dataset && e.target.dataset.pick;
       if (id === undefined) return;
       if (e.target.checked) selected.add(id);
@@ -179,28 +390,34 @@
     $("compare").addEventListener("click", () => {
       if (selected.size >= 2) location.href = `/compare?runs=${[...selected].map(encodeURIComponent).join(",")}`;
     });
+    $("edit-form").addEventListener("submit", saveEdit);
+    $("edit-cancel").addEventListener("click", () => $("edit-dialog").close());
+    $("delete-form").addEventListener("submit", confirmDelete);
+    $("delete-cancel").addEventListener("click", () => $("delete-dialog").close());
   }
 
   wire();
+  // the first rows before anything else (the live stream, the project list)
+  const first = load().catch((e) => console.warn(e));
+  const reload = fs.debounce(() => load().catch((e) => console.warn(e)), 300);
   fs.live.subscribe({
     url: "/api/v1/events/runs",
     handlers: {
-      runs(list) {
-        for (const r of Array.isArray(list) ? list : [list]) runs.set(r.id, r);
-        render();
-        refreshAlerts();
-      },
+      runs: reload,
       deleted(d) {
-        runs.delete(d.id);
-        alerts.delete(d.id);
         selected.delete(d.id);
-        render();
+        reload();
       },
     },
-    poll,
-    interval: 1000,
-    safety: poll,
+    poll: load,
+    interval: 2000,
+    safety: load,
     onMode: (m) => { $("live-mode").textContent = m === "live" ? "live" : m === "polling" ? "live (polling)" : ""; },
   });
-  setInterval(() => refreshAlerts().catch((e) => console.warn(e)), ALERTS_EVERY_MS);
+  // steps, health and durations of running runs change without a run event
+  setInterval(() => {
+    if (page.rows.some((r) => r.status === "running")) load().catch((e) => console.warn(e));
+  }, REFRESH_MS);
+  first.then(() => loadProjects()).catch((e) => console.warn(e));
+  $("col-key").addEventListener("focus", () => loadKeys().catch((e) => console.warn(e))); // when wanted
 })();
