@@ -23,6 +23,10 @@ LABELS = {
     "overfitting": "overfitting",
     "label_shift": "the train/validation label shift",
     "large_batch_no_warmup": "a large batch without warm-up",
+    "lr_too_high": "a learning rate that is too high",
+    "warmup_runaway": "the learning-rate ramp that does not stop",
+    "initial_loss": "the initial loss far above chance level",
+    "grad_clipping": "gradient clipping on most steps",
 }
 
 
@@ -66,10 +70,12 @@ def record(state: RunState, rule: Rule, finding: Finding | None, step: int) -> N
     ep.onset_step = min(ep.onset_step, finding.onset_step) if not fresh else finding.onset_step
     ep.message, ep.remedy = finding.message, finding.remedy
     evidence = dict(finding.evidence)
+    if "start_step" in evidence:
+        evidence["start_step"] = ep.onset_step  # the card's "steps a-b" and the evidence agree
     cause = _cause(state, rule.id, ep.onset_step)
     if cause is not None:
+        _blame(ep, cause)
         evidence["caused_by"] = cause
-        ep.message += f" Likely caused by {LABELS.get(cause['rule'], cause['rule'])} (step {step_str(cause['step'])})."
     ep.evidence = evidence
     ep.last_hold_step, ep.last_hold_eval = step, n_eval - 1
     ep.dirty = True
@@ -98,13 +104,20 @@ def _link_effects(state: RunState, cause_id: str) -> None:
             and "caused_by" not in ep.evidence
             and cause.onset_step <= ep.onset_step + ONSET_SLACK
         ):
-            ep.evidence["caused_by"] = {
-                "rule": cause_id,
-                "alert_id": cause.alert_id,
-                "step": cause.onset_step,
-            }
-            ep.message += (
-                f" Likely caused by {LABELS.get(cause_id, cause_id)} "
-                f"(step {step_str(cause.onset_step)})."
-            )
+            link = {"rule": cause_id, "alert_id": cause.alert_id, "step": cause.onset_step}
+            _blame(ep, link)
+            ep.evidence["caused_by"] = link
             ep.dirty = True
+
+
+def _blame(ep: Episode, cause: dict) -> None:
+    """Name the cause in the message, and put "fix the cause first" ahead of the remedy, so a
+    symptom's own remedy (e.g. "use He initialisation" for vanishing gradients caused by a
+    too-high learning rate) is not read as the fix."""
+    label = LABELS.get(cause["rule"], cause["rule"])
+    note = f" Likely caused by {label} (step {step_str(cause['step'])})."
+    if note not in ep.message:
+        ep.message += note
+    first = f"First fix the cause, {label} (see its alert); this is a symptom of it. "
+    if not ep.remedy.startswith(first):
+        ep.remedy = first + ep.remedy

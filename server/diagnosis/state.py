@@ -18,7 +18,7 @@ from typing import Any
 
 from fitscope._wire import decode_float, encode_float
 
-from .windows import LR, Evals, Grads, Labels, Params, Train
+from .windows import LR, Evals, Grads, Labels, Params, Train, Updates
 
 
 @dataclass
@@ -47,6 +47,7 @@ class RunState:
     grads: Grads = field(default_factory=Grads)
     lr: LR = field(default_factory=LR)
     params: Params = field(default_factory=Params)
+    updates: Updates = field(default_factory=Updates)
     evals: Evals = field(default_factory=Evals)
     labels: Labels = field(default_factory=Labels)
     episodes: dict[str, Episode] = field(default_factory=dict)

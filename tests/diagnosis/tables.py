@@ -46,9 +46,11 @@ def build(
     evals: Iterable[tuple] = (),
     params: dict[int, dict[str, float]] | None = None,
     skipped: list[float] | None = None,
-    labels: tuple[list[float], list[float]] | None = None,
+    labels: tuple[Any, list[float]] | None = None,
     facts: Facts | None = None,
     batch: int = 50,
+    updates: list[float] | None = None,
+    train_snapshots: int = 2,
 ) -> tuple[RunState, Facts]:
     """Feed series into a fresh state (steps 1..n), in batches of ``batch`` steps, with every
     rule switched off so only the windows are updated.
@@ -102,9 +104,15 @@ def build(
                     sc.setdefault(f"param_norm/{layer}", ([], []))
                     sc[f"param_norm/{layer}"][0].append(step)
                     sc[f"param_norm/{layer}"][1].append(v)
+        put("update_ratio/total", updates)
         if labels is not None and lo == 1:
-            hists.append(("train/labels", 1, {"counts": labels[0], "edges": []}))
-            hists.append(("val/labels", 1, {"counts": labels[1], "edges": []}))
+            # training counts: a list of snapshots, or one total split into equal snapshots
+            snaps = labels[0] if isinstance(labels[0][0], list) else None
+            if snaps is None:
+                snaps = [[c / train_snapshots for c in labels[0]]] * train_snapshots
+            for i, snap in enumerate(snaps):
+                hists.append(("train/labels", i + 1, {"counts": snap, "edges": []}))
+            hists.append(("val/labels", len(snaps), {"counts": labels[1], "edges": []}))
         engine.process(state, facts, sc, hists)
     return state, facts
 

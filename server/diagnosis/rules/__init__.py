@@ -11,8 +11,11 @@ from . import (
     early_stop,
     exploding,
     grad_accumulating,
+    grad_clipping,
+    initial_loss,
     label_shift,
     lr_jump,
+    lr_too_high,
     no_update,
     non_finite,
     not_learning,
@@ -20,6 +23,7 @@ from . import (
     plateau,
     underfitting,
     vanishing,
+    warmup_runaway,
 )
 
 RULES: list[Rule] = [
@@ -27,6 +31,9 @@ RULES: list[Rule] = [
     config_checks.BATCH,
     label_shift.RULE,
     lr_jump.RULE,
+    warmup_runaway.RULE,
+    lr_too_high.RULE,
+    initial_loss.RULE,
     no_update.RULE,
     grad_accumulating.RULE,
     dead_units.RULE,
@@ -34,6 +41,7 @@ RULES: list[Rule] = [
     vanishing.RULE,
     divergence.RULE,
     non_finite.RULE,
+    grad_clipping.RULE,
     not_learning.RULE,
     overfitting.RULE,
     underfitting.RULE,

@@ -14,6 +14,8 @@ MIN_IMPROVEMENT = 0.01
 AT_CHANCE = 0.9  # smoothed loss >= 90% of the chance-level loss
 ACC_CHANCE = 1.5  # accuracy <= 1.5 / K for ...
 ACC_EVALS = 3  # ... 3 evaluations in a row
+# ... unless the loss says otherwise: a loss below 70% of chance level is learning
+CONTRADICT = 0.7
 # without a class count: the loss has not moved 2% from its initial value in 200 steps
 NO_K_STEPS = 200
 NO_K_IMPROVEMENT = 0.02
@@ -52,9 +54,9 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         if (
             k
             and ctx.state.evals.count >= p["acc_evals"]
-            and ctx.step >= w
             and all(math.isfinite(e.acc) and e.acc <= p["acc_chance"] / k for e in evs)
             and ctx.state.evals.best_acc <= p["acc_chance"] / k
+            and not _loss_contradicts(ctx, evs, chance, p)
         ):
             return _finding(
                 ctx,
@@ -74,6 +76,15 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
             w,
         )
     return None
+
+
+def _loss_contradicts(ctx: Context, evs: list, chance: float, p: Mapping[str, float]) -> bool:
+    """Accuracy at chance while the training or validation loss is far below chance level: the
+    two signals disagree (e.g. classes read from the wrong axis), so neither is trusted alone."""
+    limit = p["contradict"] * chance
+    val = [e.loss for e in evs if math.isfinite(e.loss)]
+    train = ctx.state.train.s
+    return (bool(val) and max(val) < limit) or (math.isfinite(train) and train < limit)
 
 
 def _finding(ctx: Context, what: str, w: int) -> Finding:
@@ -103,6 +114,7 @@ RULE = Rule(
         "at_chance": AT_CHANCE,
         "acc_chance": ACC_CHANCE,
         "acc_evals": ACC_EVALS,
+        "contradict": CONTRADICT,
         "no_k_steps": NO_K_STEPS,
         "no_k_improvement": NO_K_IMPROVEMENT,
     },

@@ -74,16 +74,20 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
     return Finding(
         severity,
         ev.best_step,
-        f"Validation loss {gl:.0%} above its best at step {step_str(cur.step)} "
-        f"({fmt(cur.smooth)} vs {fmt(best)} around step {step_str(ev.smooth_best_step)}, "
-        f"means of 3 evaluations) while training loss fell {train_drop:.0%}{acc_txt}.",
+        f"Validation loss {gl:.0%} above its best at step {step_str(cur.step)}: best "
+        f"{fmt(ev.best_loss)} at step {step_str(ev.best_step)}, now {fmt(cur.loss)} (means of 3 "
+        f"evaluations: {fmt(best)} -> {fmt(cur.smooth)}) while training loss fell "
+        f"{train_drop:.0%}{acc_txt}.",
         REMEDY,
         {
             "series": ["val/loss", "train/loss", "val/accuracy"],
             "start_step": ev.best_step,
             "end_step": cur.step,
-            "best_val_loss": best,
-            "val_loss": cur.smooth,
+            "best_val_loss": ev.best_loss,
+            "best_step": ev.best_step,
+            "val_loss": cur.loss,
+            "best_val_loss_mean3": best,
+            "val_loss_mean3": cur.smooth,
             "gl": gl,
             "train_drop": train_drop,
             "noise": noise,
