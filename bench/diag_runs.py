@@ -224,6 +224,7 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "early_explosion": ("mlp", "lstm", "lm"),
     "lr_too_high": ("mlp", "cnn", "lstm"),
     "lr_jump": ("mlp", "cnn", "lstm", "lm"),
+    "divergence": ("mlp", "cnn", "lstm"),
     "warmup_runaway": ("mlp", "cnn", "lm"),
     "overfitting": ("mlp", "cnn", "lstm"),
     "overfitting_per_epoch": ("mlp", "cnn", "lstm"),
@@ -254,7 +255,13 @@ def specs(seeds: int = 3, healthy_seeds: int = 5) -> list[Spec]:
 
 def _onset(spec: Spec) -> int:
     """The injection step: varies with the seed so no rule can learn one step number."""
-    base = {"nan_explosion": 150, "grad_spike": 160, "lr_jump": 140, "early_explosion": 14}
+    base = {
+        "nan_explosion": 150,
+        "grad_spike": 160,
+        "lr_jump": 140,
+        "early_explosion": 14,
+        "divergence": 130,
+    }
     return base.get(spec.fault, 1) + 7 * spec.seed
 
 
@@ -290,6 +297,14 @@ def truth(spec: Spec) -> Truth:
         return Truth(("lr_too_high",), ("lr_too_high",), COLLAPSE, 1)
     if f == "lr_jump":
         return Truth(("lr_jump",), ("lr_jump",), COLLAPSE, x, delays={"lr_jump": x})
+    if f == "divergence":
+        return Truth(
+            ("divergence",),
+            ("divergence", "exploding_gradients"),
+            COLLAPSE,
+            x,
+            delays={"divergence": x},
+        )
     if f == "warmup_runaway":
         return Truth(("warmup_runaway",), ("warmup_runaway",), COLLAPSE + ("lr_too_high",), 1)
     if f in ("overfitting", "overfitting_per_epoch"):
@@ -305,10 +320,11 @@ def truth(spec: Spec) -> Truth:
     if f == "zero_grad_after_backward":
         return Truth(("no_update",), ("no_update",), COLLAPSE, 1, stays_open=("no_update",))
     if f == "dead_relu":
-        # a hidden ReLU layer whose bias starts far negative: its units never fire
-        with torch.no_grad():
-            layer = model.fc if isinstance(model, LSTMNet) else model[0]  # type: ignore[index]
-            layer.bias.fill_(-20.0)  # type: ignore[union-attr,operator]
+        return Truth(("dead_units",), ("dead_units",), COLLAPSE, 1)
+    if f == "label_shift":
+        return Truth(("label_shift",), ("label_shift",), ("overfitting",), 1)
+    if f == "no_signal":
+        return Truth(("not_learning",), ("not_learning",), COLLAPSE, 1)
     if f == "bad_init_scale":
         return Truth(("initial_loss",), ("initial_loss",), ("overconfidence", "divergence"), 1)
     if f == "clip_too_tight":
@@ -333,7 +349,10 @@ def _setup(spec: Spec) -> dict[str, Any]:
     else:
         n_tr = 256 if small else 2000
         cfg["train"] = _data(arch, spec.seed, n_tr, k, noise=0.4 if small else 0.0)
-        cfg["val"] = _data(arch, spec.seed, 500, k, shift=(f == "label_shift"), train=False)
+        noise = 0.4 if small else 0.0  # the validation data comes from the same noisy source
+        cfg["val"] = _data(
+            arch, spec.seed, 500, k, shift=(f == "label_shift"), train=False, noise=noise
+        )
     if small:  # 8 steps an epoch: 40 epochs
         cfg["steps"], cfg["batch"] = 320, 32
         cfg["eval_every"] = 8
@@ -398,15 +417,10 @@ def generate(spec: Spec) -> dict[str, Any]:
     mods = _modules(model)
     x_onset = _onset(spec)
     if f == "dead_relu":
+        # a hidden ReLU layer whose bias starts far negative: its units never fire
         with torch.no_grad():
-            target = {"mlp": model[2], "cnn": model[2], "lstm": getattr(model, "fc", None)}
-            layer = target.get(arch)
-            if arch == "mlp":
-                model[0].bias.fill_(-20.0)  # type: ignore[index,union-attr,operator]
-            elif arch == "cnn":
-                model[0].bias.fill_(-20.0)  # type: ignore[index,union-attr,operator]
-            elif layer is not None:
-                layer.bias.fill_(-20.0)  # type: ignore[union-attr]
+            layer = model.fc if isinstance(model, LSTMNet) else model[0]  # type: ignore[index]
+            layer.bias.fill_(-20.0)  # type: ignore[union-attr,operator]
     if f == "bad_init_scale":
         with torch.no_grad():
             last = list(mods)[-1]
@@ -436,7 +450,10 @@ def generate(spec: Spec) -> dict[str, Any]:
             grp["lr"] = _lr_at(spec, cfg, step)
         xb, yb = _batch(arch, train, batch, g)
         if f == "no_signal":
-            xb = torch.zeros_like(xb) if arch != "lm" else torch.zeros_like(xb)
+            xb = torch.zeros_like(xb)
+        if f == "divergence" and step >= x_onset:
+            # the labels become garbage mid-run (a broken data pipeline): the loss climbs far up
+            yb = torch.randint(k, yb.shape, generator=g)
         # injected loss scale: an error that grows 100x per step and ends in NaN, one bad batch
         # with 1000x the usual error, a loss that becomes 60x larger early on (and stays so)
         boost = 1.0

@@ -42,6 +42,7 @@ class Outcome:
     open_at_end: set[str] = field(default_factory=set)
     eval_steps: list[int] = field(default_factory=list)
     val_min_step: int | None = None
+    gl5_step: int | None = None
 
     @property
     def faulty(self) -> bool:
@@ -60,14 +61,19 @@ class Outcome:
     def root_ok(self) -> bool:
         return self.root_of_first in self.truth.root
 
-    def delay(self, rule: str) -> float | None:
+    def delay(self, rule: str, from_min: bool = False) -> float | None:
+        """Steps from the fault's start to the alert; for overfitting, evaluations from the
+        first evaluation where overfitting is visible (Prechelt's GL5: the 3-evaluation mean of
+        the validation loss 5% above its lowest, after that lowest point), or with
+        ``from_min`` from the evaluation of the lowest validation loss itself."""
         if rule not in self.raised:
             return None
         if self.truth.onset_kind == "val_min":
-            if self.val_min_step is None:
+            start = self.val_min_step if from_min else self.gl5_step
+            if start is None:
                 return None
             at = self.raised[rule]
-            return sum(1 for s in self.eval_steps if self.val_min_step < s <= at) - 2
+            return max(0, sum(1 for s in self.eval_steps if start < s <= at))
         start = self.truth.delays.get(rule, self.truth.onset)
         return max(0, self.raised[rule] - start)
 
@@ -119,6 +125,18 @@ def _root(state: RunState, rule: str) -> str:
     return cur
 
 
+def _gl5(steps: list[int], vals: list[float]) -> int | None:
+    """The first evaluation after the lowest 3-evaluation mean where that mean is 5% above it."""
+    means = [sum(vals[i - 2 : i + 1]) / 3 for i in range(2, len(vals))]
+    if not means:
+        return None
+    low = min(range(len(means)), key=lambda i: means[i])
+    for i in range(low + 1, len(means)):
+        if means[i] > 1.05 * means[low]:
+            return steps[i + 2]
+    return None
+
+
 def score(spec: Spec, run: dict[str, Any]) -> Outcome:
     state, raises = diagnose(run)
     out = Outcome(spec, truth(spec))
@@ -140,6 +158,7 @@ def score(spec: Spec, run: dict[str, Any]) -> Outcome:
         out.eval_steps = list(ss)
         pairs = [(v, s) for s, v in zip(ss, vs, strict=True) if v is not None and math.isfinite(v)]
         out.val_min_step = min(pairs)[1] if pairs else None
+        out.gl5_step = _gl5(list(ss), [_f(v) for v in vs])
     return out
 
 
@@ -182,6 +201,10 @@ def summarize(outs: list[Outcome]) -> Summary:
             d = o.delay(rule)
             if d is not None:
                 delays[f"{o.spec.fault}:{rule}"].append(d)
+            if o.truth.onset_kind == "val_min":
+                d = o.delay(rule, from_min=True)
+                if d is not None:
+                    delays[f"{o.spec.fault}:{rule} (from the minimum)"].append(d)
     staying = [o for o in faulty if o.truth.stays_open]
     return Summary(
         faulty=len(faulty),
@@ -222,7 +245,7 @@ def report(outs: list[Outcome]) -> str:
     lines += ["", "| fault / expected rule | runs | delay median | delay max | unit |", "|---|---|---|---|---|"]
     for key in sorted(s.delays):
         ds = s.delays[key]
-        unit = "evaluations after the 2nd past the minimum" if "overfitting" in key else "steps"
+        unit = "evaluations" if "overfitting" in key else "steps"
         lines.append(
             f"| {key} | {len(ds)} | {statistics.median(ds):g} | {max(ds):g} | {unit} |"
         )

@@ -110,7 +110,7 @@ SILENCES: dict[str, frozenset[str]] = {
     # specific ones, dead units and vanishing gradients, are raised and linked to it)
     "lr_too_high": frozenset({"not_learning", "underfitting", "no_update", *_GENERIC}),
     "warmup_runaway": frozenset({"overfitting", *_GENERIC}),
-    "grad_accumulating": frozenset({"not_learning", *_GENERIC}),
+    "grad_accumulating": frozenset({"not_learning", "overfitting", *_GENERIC}),
     "overfitting": frozenset({"plateau"}),
 }
 

@@ -51,9 +51,10 @@ def build(
     batch: int = 50,
     updates: list[float] | None = None,
     train_snapshots: int = 2,
+    rules: bool = False,
 ) -> tuple[RunState, Facts]:
     """Feed series into a fresh state (steps 1..n), in batches of ``batch`` steps, with every
-    rule switched off so only the windows are updated.
+    rule switched off so only the windows are updated (``rules=True``: the whole engine).
 
     ``grads``: {"total": [...], "<layer>": [...]}; ``evals``: (step, val_loss, val_acc,
     confidence histogram or None); ``params``: {step: {layer: norm}}.
@@ -68,7 +69,7 @@ def build(
     lrs = {"0": lr} if isinstance(lr, list) else (lr or {})
     evals = list(evals)
     state = RunState()
-    engine = Engine(disabled=set(BY_ID))
+    engine = Engine() if rules else Engine(disabled=set(BY_ID))
     for lo in range(1, n + 1, batch):
         hi = min(n, lo + batch - 1)
         steps = list(range(lo, hi + 1))

@@ -13,7 +13,7 @@ from ..base import Context, Finding, Rule, pct
 
 # Guo et al. 2017: miscalibrated networks have ECE typically 4-10%; we flag above 5%.
 ECE = 0.05
-MIN_GAP = 0.03  # mean confidence - accuracy, at least 3 points
+MIN_GAP = 0.05  # mean confidence - accuracy, at least 5 points (3 fired on a healthy LSTM)
 # literature §3.2 R8a: the gap must pass a one-sided 1% binomial test: gap > 2.33 sqrt(A(1-A)/n)
 Z = 2.33
 HOLD_EVALS = 2

@@ -15,7 +15,7 @@ from ..stats import median
 
 WINDOW = 40  # steps examined
 # share of steps where the norm rose; a fresh mini-batch gradient rises about half the time
-MIN_RISING = 0.85
+MIN_RISING = 0.75
 MIN_GROWTH = 2.0  # norm at least doubled over the window
 # median relative step-to-step change; a sum of t terms moves by ~1/t per step
 MAX_STEP_CHANGE = 0.1

@@ -60,7 +60,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
     if not collapsed:
         return None
     lr = st.lr.top()
-    lr_txt = f"learning rate {fmt(lr)}: " if math.isfinite(lr) else ""
+    lr_txt = f" ({fmt(lr)})" if math.isfinite(lr) else ""
     signs = []
     if rose:
         signs.append(
@@ -79,7 +79,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
     return Finding(
         "critical",
         onset,
-        f"The {lr_txt or 'learning rate '}is too high: " + "; ".join(signs) + f", and {state_txt}.",
+        f"The learning rate{lr_txt} is too high: " + "; ".join(signs) + f", and {state_txt}.",
         REMEDY,
         {
             "series": ["train/loss", "lr/0", "update_ratio/total"],
