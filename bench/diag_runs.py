@@ -39,7 +39,9 @@ class Spec:
     arch: str
     fault: str  # "healthy" or a fault name
     seed: int
-    variant: str = ""  # healthy variants: warmup_cosine_clip, frozen_backbone, smoothing_bn, per_epoch
+    variant: str = (
+        ""  # healthy variants: warmup_cosine_clip, frozen_backbone, smoothing_bn, per_epoch
+    )
 
     @property
     def id(self) -> str:
@@ -357,7 +359,8 @@ def _setup(spec: Spec) -> dict[str, Any]:
         cfg["steps"], cfg["batch"] = 320, 32
         cfg["eval_every"] = 8
     if v == "per_epoch":
-        cfg["steps"], cfg["eval_every"] = 40 * 20, 20
+        # the base healthy training (300 steps), logged once an "epoch" of 10 steps: 30 epochs
+        cfg["steps"], cfg["eval_every"] = 300, 10
     model = _model(arch, k, bn=(v == "smoothing_bn"))
     lr = {"mlp": 3e-3, "cnn": 3e-3, "lstm": 1e-2, "lm": 3e-3}[arch]
     if small:
@@ -373,7 +376,7 @@ def _setup(spec: Spec) -> dict[str, Any]:
         # pre-train quickly (not recorded), then freeze the backbone and re-initialise the head
         opt0 = torch.optim.Adam(model.parameters(), lr=lr)
         x, y = cfg["train"]
-        for i in range(100):
+        for _i in range(100):
             idx = torch.randint(len(x), (32,))
             opt0.zero_grad()
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
@@ -426,18 +429,6 @@ def generate(spec: Spec) -> dict[str, Any]:
             last = list(mods)[-1]
             for p in mods[last]:
                 p.mul_(40.0)
-    scale = {"v": 1.0}
-    first_mod = dict(model.named_modules())[list(mods)[0]] if list(mods)[0] != "model" else model
-
-    def _scaled(m: nn.Module, i: Any, o: Any) -> Any:
-        if scale["v"] == 1.0:
-            return o
-        if isinstance(o, tuple):
-            return (o[0] * scale["v"], *o[1:])
-        return o * scale["v"]
-
-    first_mod.register_forward_hook(_scaled)
-
     rec = Rec()
     per_epoch = spec.variant == "per_epoch" or f == "overfitting_per_epoch"
     g = torch.Generator().manual_seed(spec.seed + 17)
@@ -463,9 +454,8 @@ def generate(spec: Spec) -> dict[str, Any]:
             boost = 1000.0
         if f == "early_explosion" and step >= x_onset:
             boost = 60.0
-        if f not in ("no_zero_grad",):
-            if f != "zero_grad_after_backward":
-                opt.zero_grad()
+        if f not in ("no_zero_grad",) and f != "zero_grad_after_backward":
+            opt.zero_grad()
         out = model(xb)
         loss = crit(out.reshape(-1, k), yb.reshape(-1))
         if boost != 1.0:
@@ -490,12 +480,16 @@ def generate(spec: Spec) -> dict[str, Any]:
         if cfg["clip"] is not None:
             torch.nn.utils.clip_grad_norm_(params, cfg["clip"])
         want_ratio = not per_epoch and (step <= 10 or step % 10 == 0)
-        before = {n: [p.detach().clone() for p in ps] for n, ps in mods.items()} if want_ratio else {}
+        before = (
+            {n: [p.detach().clone() for p in ps] for n, ps in mods.items()} if want_ratio else {}
+        )
         opt.step()
         if want_ratio:
             dw2 = w2 = 0.0
             for n, ps in mods.items():
-                d = sum(float(((p.detach() - b) ** 2).sum()) for p, b in zip(ps, before[n], strict=True))
+                d = sum(
+                    float(((p.detach() - b) ** 2).sum()) for p, b in zip(ps, before[n], strict=True)
+                )
                 w = sum(float((b**2).sum()) for b in before[n])
                 dw2, w2 = dw2 + d, w2 + w
                 if w > 0:
@@ -567,18 +561,35 @@ def _evaluate(
     counts, correct, csum = _conf_hist(logits, y)
     edges = [i / BINS for i in range(BINS + 1)]
     rec.hists.append(
-        ("val/confidence", step, {"edges": edges, "counts": counts, "correct": correct, "conf_sum": csum})
+        (
+            "val/confidence",
+            step,
+            {"edges": edges, "counts": counts, "correct": correct, "conf_sum": csum},
+        )
     )
     rec.hists.append(("train/labels", step, {"counts": train_counts.tolist(), "edges": []}))
     rec.hists.append(
-        ("val/labels", step, {"counts": torch.bincount(y, minlength=k)[:k].float().tolist(), "edges": []})
+        (
+            "val/labels",
+            step,
+            {"counts": torch.bincount(y, minlength=k)[:k].float().tolist(), "edges": []},
+        )
     )
 
 
-def load(spec: Spec) -> dict[str, Any]:
+def ci_specs() -> list[Spec]:
+    """The representative part run in CI: every fault once (architectures in rotation), seed 0,
+    and one healthy run of each architecture and of each healthy variant."""
+    out = [Spec(archs[i % len(archs)], f, 0) for i, (f, archs) in enumerate(FAULTS.items())]
+    out += [Spec(a, "healthy", 0) for a in ARCHS]
+    out += [Spec(archs[0], "healthy", 0, v) for v, archs in HEALTHY_VARIANTS.items() if v]
+    return out
+
+
+def load(spec: Spec, cache: Path | None = None) -> dict[str, Any]:
     """The run of ``spec``, from the cache or trained now (and cached)."""
     key = hashlib.sha1(json.dumps([VERSION, asdict(spec)]).encode()).hexdigest()[:12]
-    path = CACHE / f"{spec.id}-{key}.json"
+    path = (cache or CACHE) / f"{spec.id}-{key}.json"
     if path.exists():
         return json.loads(path.read_text())
     torch.set_num_threads(1)

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.diag_runs import Spec, Truth, load, specs, truth  # noqa: E402
+from bench.diag_runs import Spec, Truth, ci_specs, load, specs, truth  # noqa: E402
 from fitscope_server.diagnosis import RULES, Engine, Facts, RunState  # noqa: E402
 
 LOUD = ("warning", "critical")
@@ -162,10 +162,12 @@ def score(spec: Spec, run: dict[str, Any]) -> Outcome:
     return out
 
 
-def evaluate(all_specs: list[Spec], verbose: bool = False) -> list[Outcome]:
+def evaluate(
+    all_specs: list[Spec], verbose: bool = False, cache: Path | None = None
+) -> list[Outcome]:
     outs = []
     for spec in all_specs:
-        run = load(spec)
+        run = load(spec, cache)
         o = score(spec, run)
         outs.append(o)
         if verbose:
@@ -242,13 +244,15 @@ def report(outs: list[Outcome]) -> str:
         prec = f"{tp / (tp + fp):.2f}" if tp + fp else "-"
         rec = f"{tp / (tp + fn):.2f}" if tp + fn else "-"
         lines.append(f"| {rule} | {prec} | {rec} | {tp} | {fp} | {fn} |")
-    lines += ["", "| fault / expected rule | runs | delay median | delay max | unit |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| fault / expected rule | runs | delay median | delay max | unit |",
+        "|---|---|---|---|---|",
+    ]
     for key in sorted(s.delays):
         ds = s.delays[key]
         unit = "evaluations" if "overfitting" in key else "steps"
-        lines.append(
-            f"| {key} | {len(ds)} | {statistics.median(ds):g} | {max(ds):g} | {unit} |"
-        )
+        lines.append(f"| {key} | {len(ds)} | {statistics.median(ds):g} | {max(ds):g} | {unit} |")
     lines += [
         "",
         f"runs: {s.faulty} faulty, {s.healthy} healthy",
@@ -266,9 +270,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--healthy-seeds", type=int, default=5)
     ap.add_argument("--only", nargs="*", help="faults (or 'healthy') to run")
+    ap.add_argument("--ci", action="store_true", help="only the representative part run in CI")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
-    todo = specs(a.seeds, a.healthy_seeds)
+    todo = ci_specs() if a.ci else specs(a.seeds, a.healthy_seeds)
     if a.only:
         todo = [s for s in todo if s.fault in a.only]
     t0 = time.monotonic()

@@ -108,7 +108,9 @@ class Engine:
             state.train.add(d.step, d.loss)
             urgent = urgent or not math.isfinite(d.loss)
         if d.grad_total is not None:
-            spiked = state.grads.add(d.step, d.grad_total, d.grads, list(facts.layers), facts.layers)
+            spiked = state.grads.add(
+                d.step, d.grad_total, d.grads, list(facts.layers), facts.layers
+            )
             urgent = urgent or spiked or not math.isfinite(d.grad_total)
         return urgent
 

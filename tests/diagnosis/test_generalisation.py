@@ -98,8 +98,10 @@ def test_warmup_that_never_ends_is_a_finding_and_silences_nothing() -> None:
     n = 400
     lr = [1e-4 * (i + 1) for i in range(n)]  # x400, still rising
     loss = decay(LN4, 0.3, 150) + [0.3 + 0.02 * i for i in range(n - 150)]
-    evals = [(20 * i, 0.3 + (0.1 * i if i > 8 else 0), 0.92 - (0.06 * i if i > 8 else 0), None)
-             for i in range(1, 20)]
+    evals = [
+        (20 * i, 0.3 + (0.1 * i if i > 8 else 0), 0.92 - (0.06 * i if i > 8 else 0), None)
+        for i in range(1, 20)
+    ]
     state, _ = build(loss=loss, lr=lr, evals=evals, rules=True)
     assert state.episodes["warmup_runaway"].severity == "warning"
     assert "divergence" in state.episodes  # no longer held back by the warm-up guard
@@ -109,13 +111,15 @@ def test_calibration_waits_while_validation_loss_still_falls() -> None:
     falling = [1.2 * 0.96**i for i in range(8)]  # -4% an evaluation, steadily
     h = hist(1000, 0.85, 0.6)
     state, fx = build(
-        loss=decay(LN4, 0.4, 200), evals=[(25 * (i + 1), v, 0.85, h) for i, v in enumerate(falling)],
+        loss=decay(LN4, 0.4, 200),
+        evals=[(25 * (i + 1), v, 0.85, h) for i, v in enumerate(falling)],
         rules=True,
     )
     assert "underconfidence" not in state.episodes
     flat = falling + [falling[-1] * (1 + 0.002 * (i % 2)) for i in range(5)]
     state, fx = build(
-        loss=decay(LN4, 0.4, 350), evals=[(25 * (i + 1), v, 0.85, h) for i, v in enumerate(flat)],
+        loss=decay(LN4, 0.4, 350),
+        evals=[(25 * (i + 1), v, 0.85, h) for i, v in enumerate(flat)],
         rules=True,
     )
     assert "underconfidence" in state.episodes
@@ -144,7 +148,7 @@ def test_per_epoch_history_is_judged_whatever_its_step_numbers() -> None:
         evals = _overfit_evals(scale)
         loss = [0.9 * 0.9**i for i in range(40)]  # one training loss per epoch
         steps = {scale * (i + 1): v for i, v in enumerate(loss)}
-        table = [steps.get(s, None) for s in range(1, scale * 40 + 1)]
+        table = [steps.get(s) for s in range(1, scale * 40 + 1)]
         state, _ = _sparse(table, evals)  # training losses only at the evaluation steps
         ep = state.episodes.get("overfitting")
         assert ep is not None, scale
@@ -160,7 +164,7 @@ def _sparse(table: list, evals: list[tuple]):
     from fitscope_server.diagnosis import Engine, RunState
 
     state, engine, fx = RunState(), Engine(), facts()
-    for i, (step, vl, va, _) in enumerate(evals):
+    for _i, (step, vl, va, _) in enumerate(evals):
         sc = {
             "train/loss": ([step], [table[step - 1]]),
             "val/loss": ([step], [vl]),

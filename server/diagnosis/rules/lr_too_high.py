@@ -68,7 +68,9 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
             f"{step_str(t.early_max_step)} instead of falling"
         )
     if large:
-        signs.append(f"each update moves the weights by {fmt(upd_med)} of their norm (healthy: ~1e-3)")
+        signs.append(
+            f"each update moves the weights by {fmt(upd_med)} of their norm (healthy: ~1e-3)"
+        )
     state_txt = (
         "the loss is now non-finite"
         if t.nonfinite_streak or not math.isfinite(now)

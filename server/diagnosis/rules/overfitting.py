@@ -22,10 +22,10 @@ MIN_TRAIN_DROP = 0.05
 # validation loss (robust SD of its successive differences / sqrt 2, over the last 20 evals)
 Z_NOISE = 2.0
 NOISE_EVALS = 20
-# with accuracy unchanged, a rise below 10% of the chance-level loss (0.1 nats without a class
+# with accuracy unchanged, a rise below 5% of the chance-level loss (0.1 nats without a class
 # count) is a handful of confident mistakes (NLL overfitting, Guo et al. §3), left to the
 # calibration rules: "a tiny rise in a tiny validation loss with unchanged accuracy"
-FLAT_ACC_MIN_RISE = 0.1
+FLAT_ACC_MIN_RISE = 0.05
 FLAT_ACC_MIN_RISE_NATS = 0.1
 Z_ACC = 2.0  # an accuracy drop counts when larger than 2 standard errors
 
