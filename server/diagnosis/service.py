@@ -20,6 +20,7 @@ from ..storage import runs
 from . import overrides
 from .base import Facts
 from .engine import Engine
+from .labels import evidence_labels
 from .rules import RULES
 from .state import RunState, wire
 from .webhook import Webhook
@@ -99,4 +100,5 @@ def _note(run: Any, ep: Any) -> dict[str, Any]:
         "message": ep.message,
         "remedy": ep.remedy,
         "evidence": ep.evidence,
+        "evidence_labels": evidence_labels(ep.evidence),
     }

@@ -207,3 +207,20 @@ def test_terminal_prints_a_line_when_an_alert_escalates(capsys) -> None:
     assert len(lines) == 2
     assert lines[0].startswith("fitscope: [warning] divergence at step 80")
     assert "[critical] divergence (escalated from warning)" in lines[1]
+
+
+def test_every_evidence_key_has_a_human_label() -> None:
+    from fitscope_server.diagnosis import EVIDENCE_LABELS
+
+    from .test_rules import PARAMS
+
+    seen: set[str] = set()
+    for p in PARAMS:
+        rule, table, f, _ = p.values
+        from .tables import ask
+
+        state, fx = build(facts=f, **table)
+        finding = ask(rule, state, fx)
+        if finding is not None:
+            seen |= set(finding.evidence)
+    assert seen and seen <= set(EVIDENCE_LABELS), seen - set(EVIDENCE_LABELS)
