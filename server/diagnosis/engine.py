@@ -140,8 +140,8 @@ class Engine:
             if warm.get(rule.on, False) and not rule.during_warmup:
                 continue
             finding = rule.check(ctx, self.params[rule.id])
-            episodes.record(state, rule, finding, step)
-            ctx.open_rules = episodes.open_onsets(state)
+            if episodes.record(state, rule, finding, step):
+                ctx.open_rules = episodes.open_onsets(state)
 
 
 def _calibration(e: Eval, hist: Mapping[str, Any]) -> None:

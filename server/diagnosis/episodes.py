@@ -40,8 +40,9 @@ def silenced(state: RunState, rule_id: str) -> bool:
     )
 
 
-def record(state: RunState, rule: Rule, finding: Finding | None, step: int) -> None:
-    """Apply one evaluation of ``rule`` at ``step`` to its episode."""
+def record(state: RunState, rule: Rule, finding: Finding | None, step: int) -> bool:
+    """Apply one evaluation of ``rule`` at ``step`` to its episode; True when an episode
+    opened or closed (the set of open rules changed)."""
     ep = state.episodes.get(rule.id)
     n_eval = state.evals.count
     if finding is None:
@@ -51,10 +52,11 @@ def record(state: RunState, rule: Rule, finding: Finding | None, step: int) -> N
             )
             if since >= rule.clear_after:
                 ep.status, ep.resolved_step, ep.dirty = "resolved", step, True
-        return
+                return True
+        return False
     is_open = ep is not None and ep.status == "open"
     if not is_open and silenced(state, rule.id):
-        return
+        return False
     if ep is None or (ep.status == "resolved" and step - ep.resolved_step > MERGE_GAP):
         ep = state.episodes[rule.id] = Episode(rule.id, step=step, onset_step=finding.onset_step)
         fresh = True
@@ -81,6 +83,7 @@ def record(state: RunState, rule: Rule, finding: Finding | None, step: int) -> N
     ep.dirty = True
     if fresh or not is_open:
         _link_effects(state, rule.id)
+    return not is_open
 
 
 def _cause(state: RunState, rule_id: str, onset: int) -> dict | None:

@@ -229,8 +229,14 @@ class Grads:
         first steps when it has no more): a ratio of ``SPIKE_RATIO`` or more whose log is also
         ``SPIKE_Z`` robust standard deviations above the others' is a jump (an overflow to
         +inf counts too). ZClip (2025) clips at a z-score of 2.5; an alert needs far more."""
-        prev = [v for v in self.total.last(SPIKE_REF) if math.isfinite(v) and v > 0]
-        if len(prev) < SPIKE_MIN_REF or math.isnan(total) or total <= 0:
+        last = self.total.values[-SPIKE_REF:]
+        if len(last) < SPIKE_MIN_REF or math.isnan(total) or total <= 0:
+            return False
+        low = min(last)  # below 10x the smallest norm, it is below 10x the median: done (cheap)
+        if low > 0 and total < SPIKE_RATIO * low:
+            return False
+        prev = [v for v in last if math.isfinite(v) and v > 0]
+        if len(prev) < SPIKE_MIN_REF:
             return False
         prev.sort()
         n = len(prev)
