@@ -75,7 +75,6 @@ COLLAPSE = (
     "underconfidence",
     "overconfidence",
     "update_size",
-    "still_improving",
     "grad_clipping",
 )
 
@@ -237,6 +236,7 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "no_signal": ("mlp", "cnn", "lstm", "lm"),
     "bad_init_scale": ("mlp", "cnn", "lstm", "lm"),
     "clip_too_tight": ("mlp", "cnn", "lstm", "lm"),
+    "lr_too_low": ("mlp", "cnn", "lstm"),
 }
 HEALTHY_VARIANTS: dict[str, tuple[str, ...]] = {
     "": ARCHS,
@@ -331,6 +331,8 @@ def truth(spec: Spec) -> Truth:
         return Truth(("initial_loss",), ("initial_loss",), ("overconfidence", "divergence"), 1)
     if f == "clip_too_tight":
         return Truth(("grad_clipping",), ("grad_clipping",), COLLAPSE, 1)
+    if f == "lr_too_low":
+        return Truth(("update_size",), ("update_size",), COLLAPSE, 1)
     raise KeyError(f)
 
 
@@ -403,6 +405,8 @@ def _lr_at(spec: Spec, cfg: dict, step: int) -> float:
         return lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
     if f == "lr_too_high":
         return lr * 300
+    if f == "lr_too_low":
+        return 1e-8
     if f == "lr_jump" and step >= x:
         return lr * 100
     if f == "warmup_runaway":

@@ -27,6 +27,7 @@ LABELS = {
     "warmup_runaway": "the learning-rate ramp that does not stop",
     "initial_loss": "the initial loss far above chance level",
     "grad_clipping": "gradient clipping on most steps",
+    "update_size": "updates far from the size of the weights",
 }
 
 

@@ -21,6 +21,8 @@ EMA_ALPHA = 0.1  # smoothed loss S: half-life ~7 steps (fastai smooths before it
 # the loss "level": mean of the last 50 losses; its minimum is a baseline that small-batch noise
 # does not drag down the way it drags down the minimum of a short moving average
 LEVEL_STEPS = 50
+UPDATE_RECORDS = 5  # update-size records kept per layer
+TINY_UPDATE = 1e-6  # ||dw|| / ||w|| below this in every layer that moves: the model barely changes
 EARLY_STEPS = 10  # "early in the run": the first 10 training losses (the first updates)
 LR_REBASELINE = 1.5  # an LR drop by this factor in one step re-baselines loss windows
 # one-step gradient-norm jumps: against the median of the previous 20 norms (at least 3: the run's
@@ -260,17 +262,36 @@ class Updates:
     """Update sizes ||dw|| / ||w|| (SageMaker Debugger's weight-update ratio), when recorded."""
 
     total: Ring = field(default_factory=lambda: Ring(cap=50))
-    layers: dict[str, float] = field(default_factory=dict)  # latest ratio per layer
-    large_since: int = 0  # first record of the current run of records above the large limit
+    layers: dict[str, list[float]] = field(default_factory=dict)  # last 5 ratios per layer
+    first_step: int = 0  # step of the first record of the last 5
     last_step: int = 0
+    records: int = 0
+    tiny_since: int = 0  # first record of the current run where every moving layer was tiny
+    tiny_records: int = 0
 
     def add(self, step: int, total: float | None, layers: dict[str, float]) -> None:
         self.last_step = step
+        self.records += 1
         if total is not None:
             self.total.push(step, total)
+            if len(self.total) >= UPDATE_RECORDS:
+                self.first_step = self.total.steps[-UPDATE_RECORDS]
+        moving = [v for v in layers.values() if v > 0 and math.isfinite(v)]
+        if moving and max(moving) < TINY_UPDATE:
+            if not self.tiny_records:
+                self.tiny_since = step
+            self.tiny_records += 1
+        else:
+            self.tiny_records = 0
         for n, v in layers.items():
-            if n in self.layers or len(self.layers) < MAX_LAYERS:
-                self.layers[n] = v
+            xs = self.layers.get(n)
+            if xs is None:
+                if len(self.layers) >= MAX_LAYERS:
+                    continue
+                xs = self.layers[n] = []
+            xs.append(v)
+            if len(xs) > UPDATE_RECORDS:
+                del xs[0]
 
 
 @dataclass

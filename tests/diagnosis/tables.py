@@ -49,7 +49,7 @@ def build(
     labels: tuple[Any, list[float]] | None = None,
     facts: Facts | None = None,
     batch: int = 50,
-    updates: list[float] | None = None,
+    updates: list[float] | dict[str, list[float]] | None = None,
     train_snapshots: int = 2,
     rules: bool = False,
 ) -> tuple[RunState, Facts]:
@@ -105,7 +105,8 @@ def build(
                     sc.setdefault(f"param_norm/{layer}", ([], []))
                     sc[f"param_norm/{layer}"][0].append(step)
                     sc[f"param_norm/{layer}"][1].append(v)
-        put("update_ratio/total", updates)
+        for name, vals in (updates if isinstance(updates, dict) else {"total": updates}).items():
+            put(f"update_ratio/{name}", vals)
         if labels is not None and lo == 1:
             # training counts: a list of snapshots, or one total split into equal snapshots
             snaps = labels[0] if isinstance(labels[0][0], list) else None

@@ -807,6 +807,44 @@ CASES: dict[str, list[tuple[str, dict, Facts, str | None]]] = {
             None,
         ),
     ],
+    "update_size": [
+        (
+            "one layer moves 30% of its norm a step",
+            {
+                "loss": healthy_loss(100),
+                "updates": {"total": const(0.05, 100), "0": const(0.3, 100)},
+            },
+            facts(),
+            "warning",
+        ),
+        (
+            "LR far too low: 1e-8 updates, loss flat",
+            {
+                "loss": const(LN4, 150, 0.001),
+                "updates": {"total": const(1e-8, 150), "0": const(1e-8, 150)},
+            },
+            facts(),
+            "warning",
+        ),
+        (
+            "healthy 1e-3 updates, a frozen layer at 0",
+            {
+                "loss": healthy_loss(150),
+                "updates": {"total": const(1e-3, 150), "0": [0.0] * 150, "2": const(2e-3, 150)},
+            },
+            facts(),
+            None,
+        ),
+        (
+            "tiny updates but the loss still falls (fine-tuning)",
+            {
+                "loss": healthy_loss(150),
+                "updates": {"total": const(1e-7, 150), "0": const(1e-7, 150)},
+            },
+            facts(),
+            None,
+        ),
+    ],
     "large_batch_no_warmup": [
         (
             "batch 512, constant LR",

@@ -22,6 +22,7 @@ from . import (
     overfitting,
     plateau,
     underfitting,
+    update_size,
     vanishing,
     warmup_runaway,
 )
@@ -42,6 +43,7 @@ RULES: list[Rule] = [
     divergence.RULE,
     non_finite.RULE,
     grad_clipping.RULE,
+    update_size.RULE,
     not_learning.RULE,
     overfitting.RULE,
     underfitting.RULE,

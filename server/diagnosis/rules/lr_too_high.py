@@ -48,7 +48,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         and t.early_max >= p["early_rise"] * first
         and t.early_max - first >= p["min_rise"]
     )
-    upd = st.updates.total.last(int(p["update_records"]))
+    upd = st.updates.total.last(int(p["update_records"]))  # total over the model
     upd_med = median(upd) if len(upd) >= 3 else math.nan
     large = upd_med >= p["large_update"]
     if not (rose or large):
