@@ -39,6 +39,7 @@ class Episode:
     resolved_step: int = 0
     dirty: bool = True
     notified: bool = False
+    notified_severity: str = ""  # the severity last announced (a webhook note on escalation)
 
 
 @dataclass

@@ -224,3 +224,13 @@ def test_every_evidence_key_has_a_human_label() -> None:
         if finding is not None:
             seen |= set(finding.evidence)
     assert seen and seen <= set(EVIDENCE_LABELS), seen - set(EVIDENCE_LABELS)
+
+
+def test_structural_faults_stay_open_while_their_cause_persists() -> None:
+    # Adam with coupled weight decay, and optimizer.step() with no gradient, for 1,000 steps
+    n = 1000
+    f = facts(optimizer="Adam", param_groups=[{"weight_decay": 0.01}], batch_size=512)
+    state, _ = build(loss=const(LN4, n, 0.01), lr=[1e-3] * n, facts=f, rules=True)
+    for rule in ("adam_weight_decay", "large_batch_no_warmup", "no_update"):
+        ep = state.episodes[rule]
+        assert ep.status == "open" and ep.evidence["end_step"] == n, rule
