@@ -254,11 +254,12 @@ class Run:
             if not isinstance(alert, dict) or alert.get("severity") not in ("warning", "critical"):
                 continue
             key = f"{alert.get('rule')}:{alert.get('id')}"
-            if key in self._alerts_seen:
+            if f"{key}:{alert.get('severity')}" in self._alerts_seen:
                 continue
-            self._alerts_seen.add(key)
+            was = "(escalated from warning) " if f"{key}:warning" in self._alerts_seen else ""
+            self._alerts_seen.add(f"{key}:{alert.get('severity')}")
             say(
-                f"[{alert.get('severity')}] {alert.get('rule')} at step {alert.get('step')}: "
+                f"[{alert.get('severity')}] {alert.get('rule')} {was}at step {alert.get('step')}: "
                 f"{alert.get('message')} -> {self.url}"
             )
 

@@ -6,6 +6,7 @@ incremental logic; each rule in ``rules/`` is a pure function of the run's windo
 
 from .base import Facts, Finding, Rule
 from .engine import Engine
+from .labels import EVIDENCE_LABELS, evidence_labels
 from .rules import BY_ID, RULES
 from .service import Diagnoser
 from .state import RunState
@@ -13,6 +14,7 @@ from .webhook import Webhook
 
 __all__ = [
     "BY_ID",
+    "EVIDENCE_LABELS",
     "RULES",
     "Diagnoser",
     "Engine",
@@ -21,4 +23,5 @@ __all__ = [
     "Rule",
     "RunState",
     "Webhook",
+    "evidence_labels",
 ]

@@ -14,6 +14,8 @@ Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 WARMUP_STEPS = 50  # literature §3.1(1): W0 = max(50, 1% of planned steps); planned steps unknown
+# a warm-up guard ends once the LR is 100x its first value (LinearLR(start_factor=0.01) ends there)
+RAMP_LIMIT = 100.0
 
 
 @dataclass
@@ -116,9 +118,20 @@ class Context:
         return t.init if t.init_n else math.nan
 
     @property
+    def lr_ramp(self) -> bool:
+        """A learning-rate warm-up is rising, within its limits: not beyond ``RAMP_LIMIT`` x its
+        first value, and not itself a finding (``warmup_runaway``: the loss got worse)."""
+        lr = self.state.lr
+        if not lr.warming_up() or "warmup_runaway" in self.open_rules:
+            return False
+        top, start = lr.top(), lr.start
+        return not (start > 0 and top >= RAMP_LIMIT * start)
+
+    @property
     def warming_up(self) -> bool:
-        """Warm-up phase: the first steps, or while a learning-rate warm-up is rising."""
-        return self.step < WARMUP_STEPS or self.state.lr.warming_up()
+        """Warm-up phase of the step rules: the first 50 training steps (counted, whatever their
+        numbers), or while a learning-rate warm-up rises within its limits."""
+        return self.state.steps_seen < WARMUP_STEPS or self.lr_ramp
 
     def excess(self, loss: float) -> float:
         return loss - self.floor

@@ -10,32 +10,76 @@ from __future__ import annotations
 
 # effect -> the rules that can cause it, most specific (most root) first
 CAUSES: dict[str, tuple[str, ...]] = {
+    # a NaN names the explosion that led to it (which names its own cause, e.g. the LR)
     "non_finite": (
+        "exploding_gradients",
         "lr_jump",
+        "lr_too_high",
+        "warmup_runaway",
+        "grad_accumulating",
+        "large_batch_no_warmup",
+        "divergence",
+    ),
+    "divergence": (
+        "lr_jump",
+        "warmup_runaway",
+        "lr_too_high",
         "grad_accumulating",
         "large_batch_no_warmup",
         "exploding_gradients",
-        "divergence",
+        "initial_loss",
     ),
-    "divergence": ("lr_jump", "grad_accumulating", "large_batch_no_warmup", "exploding_gradients"),
-    "exploding_gradients": ("lr_jump", "grad_accumulating", "large_batch_no_warmup"),
-    "vanishing_gradients": ("dead_units",),
-    "dead_units": ("lr_jump", "exploding_gradients", "divergence"),
-    "no_update": ("divergence", "exploding_gradients", "non_finite"),
+    "exploding_gradients": (
+        "lr_jump",
+        "warmup_runaway",
+        "lr_too_high",
+        "grad_accumulating",
+        "large_batch_no_warmup",
+    ),
+    "lr_too_high": ("warmup_runaway",),
+    "update_size": ("lr_jump", "warmup_runaway", "lr_too_high"),
+    "vanishing_gradients": ("lr_too_high", "dead_units"),
+    "dead_units": ("lr_jump", "warmup_runaway", "lr_too_high", "exploding_gradients", "divergence"),
+    "no_update": ("lr_too_high", "update_size", "divergence", "exploding_gradients", "non_finite"),
+    "grad_clipping": ("lr_jump", "warmup_runaway", "lr_too_high", "grad_accumulating"),
     "not_learning": (
+        "lr_too_high",
+        "update_size",
         "no_update",
         "dead_units",
         "vanishing_gradients",
         "lr_jump",
+        "warmup_runaway",
         "divergence",
         "non_finite",
+        "grad_clipping",
     ),
-    "plateau": ("no_update", "dead_units", "vanishing_gradients", "not_learning"),
-    "underfitting": ("no_update", "dead_units", "vanishing_gradients", "not_learning"),
-    "underconfidence": ("no_update", "dead_units", "vanishing_gradients", "not_learning"),
+    "plateau": ("lr_too_high", "no_update", "dead_units", "vanishing_gradients", "not_learning"),
+    "underfitting": (
+        "lr_too_high",
+        "no_update",
+        "dead_units",
+        "vanishing_gradients",
+        "not_learning",
+        "grad_clipping",
+    ),
+    "underconfidence": (
+        "lr_too_high",
+        "no_update",
+        "dead_units",
+        "vanishing_gradients",
+        "not_learning",
+    ),
     "overconfidence": ("overfitting",),
-    "early_stop": ("overfitting", "divergence", "non_finite", "not_learning", "no_update"),
-    "overfitting": ("label_shift",),
+    "early_stop": (
+        "overfitting",
+        "warmup_runaway",
+        "divergence",
+        "non_finite",
+        "not_learning",
+        "no_update",
+    ),
+    "overfitting": ("label_shift", "warmup_runaway"),
 }
 
 _GENERIC = ("plateau", "underfitting", "early_stop", "underconfidence", "overconfidence")
@@ -64,7 +108,11 @@ SILENCES: dict[str, frozenset[str]] = {
         {"dead_units", "no_update", "overfitting", "underfitting", "plateau"}
     ),
     "lr_jump": frozenset({"overfitting", "dead_units", *_GENERIC}),
-    "grad_accumulating": frozenset({"not_learning", *_GENERIC}),
+    # a too-high LR explains a collapsed model: its generic symptoms would only restate it (the
+    # specific ones, dead units and vanishing gradients, are raised and linked to it)
+    "lr_too_high": frozenset({"not_learning", "underfitting", "no_update", *_GENERIC}),
+    "warmup_runaway": frozenset({"overfitting", *_GENERIC}),
+    "grad_accumulating": frozenset({"not_learning", "overfitting", *_GENERIC}),
     "overfitting": frozenset({"plateau"}),
 }
 

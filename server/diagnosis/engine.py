@@ -59,6 +59,8 @@ class Engine:
                 if not config_done or d.step == last_train or state.lr.steps == probe:
                     due.append("config")
                     config_done = True
+            if (d.update_total is not None or d.updates) and d.step > state.updates.last_step:
+                state.updates.add(d.step, d.update_total, d.updates)
             if d.params and d.step > state.params.last_step:
                 state.params.add(d.step, d.params)
             if d.train_labels is not None and d.step > state.labels.train_step:
@@ -106,12 +108,18 @@ class Engine:
             state.train.add(d.step, d.loss)
             urgent = urgent or not math.isfinite(d.loss)
         if d.grad_total is not None:
-            state.grads.add(d.step, d.grad_total, d.grads, list(facts.layers), facts.layers)
-            urgent = urgent or not math.isfinite(d.grad_total)
+            spiked = state.grads.add(
+                d.step, d.grad_total, d.grads, list(facts.layers), facts.layers
+            )
+            urgent = urgent or spiked or not math.isfinite(d.grad_total)
         return urgent
 
     def _eval(self, state: RunState, d: StepData) -> None:
-        e = Eval(step=d.step, train=state.train.level())
+        # the training loss "now": the mean of the losses since the previous evaluation (at
+        # most 50), so a per-epoch history (one loss per evaluation) is not smeared over epochs
+        t = state.train
+        recent = [x for x in t.loss.since(state.evals.last_step + 1)[-50:] if math.isfinite(x)]
+        e = Eval(step=d.step, train=sum(recent) / len(recent) if recent else t.level())
         if d.val_loss is not None:
             e.loss = d.val_loss
         if d.val_acc is not None:
@@ -123,15 +131,17 @@ class Engine:
     # -- rules -----------------------------------------------------------------------
     def evaluate(self, state: RunState, facts: Facts, triggers: list[str], step: int) -> None:
         ctx = Context(state, facts, step, episodes.open_onsets(state))
-        warm = ctx.warming_up
+        # step rules wait for the first 50 steps; evaluation rules count evaluations instead
+        # (each has its own minimum), so only an LR warm-up within its limits holds them back
+        warm = {"step": ctx.warming_up, "eval": ctx.lr_ramp}
         rules = [r for t in triggers for r in self.by_trigger.get(t, ())]
         rules.sort(key=lambda r: _RANK[r.id])
         for rule in rules:
-            if warm and not rule.during_warmup:
+            if warm.get(rule.on, False) and not rule.during_warmup:
                 continue
             finding = rule.check(ctx, self.params[rule.id])
-            episodes.record(state, rule, finding, step)
-            ctx.open_rules = episodes.open_onsets(state)
+            if episodes.record(state, rule, finding, step):
+                ctx.open_rules = episodes.open_onsets(state)
 
 
 def _calibration(e: Eval, hist: Mapping[str, Any]) -> None:

@@ -23,6 +23,11 @@ LABELS = {
     "overfitting": "overfitting",
     "label_shift": "the train/validation label shift",
     "large_batch_no_warmup": "a large batch without warm-up",
+    "lr_too_high": "a learning rate that is too high",
+    "warmup_runaway": "the learning-rate ramp that does not stop",
+    "initial_loss": "the initial loss far above chance level",
+    "grad_clipping": "gradient clipping on most steps",
+    "update_size": "updates far from the size of the weights",
 }
 
 
@@ -36,8 +41,9 @@ def silenced(state: RunState, rule_id: str) -> bool:
     )
 
 
-def record(state: RunState, rule: Rule, finding: Finding | None, step: int) -> None:
-    """Apply one evaluation of ``rule`` at ``step`` to its episode."""
+def record(state: RunState, rule: Rule, finding: Finding | None, step: int) -> bool:
+    """Apply one evaluation of ``rule`` at ``step`` to its episode; True when an episode
+    opened or closed (the set of open rules changed)."""
     ep = state.episodes.get(rule.id)
     n_eval = state.evals.count
     if finding is None:
@@ -47,10 +53,11 @@ def record(state: RunState, rule: Rule, finding: Finding | None, step: int) -> N
             )
             if since >= rule.clear_after:
                 ep.status, ep.resolved_step, ep.dirty = "resolved", step, True
-        return
+                return True
+        return False
     is_open = ep is not None and ep.status == "open"
     if not is_open and silenced(state, rule.id):
-        return
+        return False
     if ep is None or (ep.status == "resolved" and step - ep.resolved_step > MERGE_GAP):
         ep = state.episodes[rule.id] = Episode(rule.id, step=step, onset_step=finding.onset_step)
         fresh = True
@@ -66,15 +73,18 @@ def record(state: RunState, rule: Rule, finding: Finding | None, step: int) -> N
     ep.onset_step = min(ep.onset_step, finding.onset_step) if not fresh else finding.onset_step
     ep.message, ep.remedy = finding.message, finding.remedy
     evidence = dict(finding.evidence)
+    if "start_step" in evidence:
+        evidence["start_step"] = ep.onset_step  # the card's "steps a-b" and the evidence agree
     cause = _cause(state, rule.id, ep.onset_step)
     if cause is not None:
+        _blame(ep, cause)
         evidence["caused_by"] = cause
-        ep.message += f" Likely caused by {LABELS.get(cause['rule'], cause['rule'])} (step {step_str(cause['step'])})."
     ep.evidence = evidence
     ep.last_hold_step, ep.last_hold_eval = step, n_eval - 1
     ep.dirty = True
     if fresh or not is_open:
         _link_effects(state, rule.id)
+    return not is_open
 
 
 def _cause(state: RunState, rule_id: str, onset: int) -> dict | None:
@@ -98,13 +108,20 @@ def _link_effects(state: RunState, cause_id: str) -> None:
             and "caused_by" not in ep.evidence
             and cause.onset_step <= ep.onset_step + ONSET_SLACK
         ):
-            ep.evidence["caused_by"] = {
-                "rule": cause_id,
-                "alert_id": cause.alert_id,
-                "step": cause.onset_step,
-            }
-            ep.message += (
-                f" Likely caused by {LABELS.get(cause_id, cause_id)} "
-                f"(step {step_str(cause.onset_step)})."
-            )
+            link = {"rule": cause_id, "alert_id": cause.alert_id, "step": cause.onset_step}
+            _blame(ep, link)
+            ep.evidence["caused_by"] = link
             ep.dirty = True
+
+
+def _blame(ep: Episode, cause: dict) -> None:
+    """Name the cause in the message, and put "fix the cause first" ahead of the remedy, so a
+    symptom's own remedy (e.g. "use He initialisation" for vanishing gradients caused by a
+    too-high learning rate) is not read as the fix."""
+    label = LABELS.get(cause["rule"], cause["rule"])
+    note = f" Likely caused by {label} (step {step_str(cause['step'])})."
+    if note not in ep.message:
+        ep.message += note
+    first = f"First fix the cause, {label} (see its alert); this is a symptom of it. "
+    if not ep.remedy.startswith(first):
+        ep.remedy = first + ep.remedy

@@ -18,8 +18,9 @@ from ..storage import alerts as alert_store
 from ..storage import diagnosis as state_store
 from ..storage import runs
 from . import overrides
-from .base import Facts
+from .base import SEVERITY_RANK, Facts
 from .engine import Engine
+from .labels import evidence_labels
 from .rules import RULES
 from .state import RunState, wire
 from .webhook import Webhook
@@ -74,9 +75,10 @@ class Diagnoser:
                     ep.dirty = True
             ep.evidence = wire(ep.evidence)
             alert_store.save_episodes(s, run_id, [ep])
-            if ep.status == "open" and ep.severity in NOTIFY and not ep.notified:
-                ep.notified = True
-                notes.append(_note(run, ep))
+            if ep.status == "open" and ep.severity in NOTIFY and _news(ep):
+                escalated = ep.notified
+                ep.notified, ep.notified_severity = True, ep.severity
+                notes.append(_note(run, ep, escalated))
         state_store.save_state(s, run_id, state.to_json())
         return notes
 
@@ -86,8 +88,17 @@ class Diagnoser:
             self.webhook.send(notes)
 
 
-def _note(run: Any, ep: Any) -> dict[str, Any]:
+def _news(ep: Any) -> bool:
+    """Not announced yet, or announced at a lower severity (warning -> critical)."""
+    if not ep.notified:
+        return True
+    before = ep.notified_severity or "warning"
+    return SEVERITY_RANK.get(ep.severity, 0) > SEVERITY_RANK.get(before, 0)
+
+
+def _note(run: Any, ep: Any, escalated: bool = False) -> dict[str, Any]:
     return {
+        "escalated": escalated,
         "id": ep.alert_id,
         "run_id": run.id,
         "run_name": run.name,
@@ -99,4 +110,5 @@ def _note(run: Any, ep: Any) -> dict[str, Any]:
         "message": ep.message,
         "remedy": ep.remedy,
         "evidence": ep.evidence,
+        "evidence_labels": evidence_labels(ep.evidence),
     }

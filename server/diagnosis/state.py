@@ -18,7 +18,7 @@ from typing import Any
 
 from fitscope._wire import decode_float, encode_float
 
-from .windows import LR, Evals, Grads, Labels, Params, Train
+from .windows import LR, Evals, Grads, Labels, Params, Train, Updates
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Episode:
     resolved_step: int = 0
     dirty: bool = True
     notified: bool = False
+    notified_severity: str = ""  # the severity last announced (a webhook note on escalation)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class RunState:
     grads: Grads = field(default_factory=Grads)
     lr: LR = field(default_factory=LR)
     params: Params = field(default_factory=Params)
+    updates: Updates = field(default_factory=Updates)
     evals: Evals = field(default_factory=Evals)
     labels: Labels = field(default_factory=Labels)
     episodes: dict[str, Episode] = field(default_factory=dict)

@@ -9,6 +9,7 @@ from typing import Any
 LAYER_PREFIX = "grad_norm/"
 PARAM_PREFIX = "param_norm/"
 LR_PREFIX = "lr/"
+UPDATE_PREFIX = "update_ratio/"  # ||dw|| / ||w|| over one step (steps 1-10, then every 10th)
 
 
 @dataclass
@@ -20,6 +21,8 @@ class StepData:
     lrs: dict[str, float] = field(default_factory=dict)
     skipped: float | None = None
     params: dict[str, float] = field(default_factory=dict)
+    update_total: float | None = None
+    updates: dict[str, float] = field(default_factory=dict)
     val_loss: float | None = None
     val_acc: float | None = None
     confidence: Mapping[str, Any] | None = None
@@ -60,6 +63,10 @@ def timeline(
                 at(step).lrs[key[len(LR_PREFIX) :]] = v
             elif key == "train/step_skipped":
                 at(step).skipped = v
+            elif key == "update_ratio/total":
+                at(step).update_total = v
+            elif key.startswith(UPDATE_PREFIX):
+                at(step).updates[key[len(UPDATE_PREFIX) :]] = v
             elif key.startswith(PARAM_PREFIX) and key != "param_norm/total":
                 at(step).params[key[len(PARAM_PREFIX) :]] = v
             elif key == "val/loss":

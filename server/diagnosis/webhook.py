@@ -26,8 +26,9 @@ def slack_payload(alert: dict[str, Any], run_url: str | None = None) -> dict[str
     """The JSON body: Slack's ``text`` (also read by Mattermost, Teams' Slack mode, Discord's
     ``/slack`` endpoint) plus the alert itself under ``fitscope`` for other receivers."""
     where = f" <{run_url}|open run>" if run_url else ""
+    up = " (escalated)" if alert.get("escalated") else ""
     text = (
-        f"{ICON.get(alert['severity'], '')} fitscope {alert['severity']}: *{alert['rule']}* "
+        f"{ICON.get(alert['severity'], '')} fitscope {alert['severity']}{up}: *{alert['rule']}* "
         f"in run {alert['run_name']!r} at step {alert['step']:,}: {alert['message']}{where}\n"
         f"Remedy: {alert['remedy']}"
     )

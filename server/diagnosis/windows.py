@@ -21,7 +21,17 @@ EMA_ALPHA = 0.1  # smoothed loss S: half-life ~7 steps (fastai smooths before it
 # the loss "level": mean of the last 50 losses; its minimum is a baseline that small-batch noise
 # does not drag down the way it drags down the minimum of a short moving average
 LEVEL_STEPS = 50
+UPDATE_RECORDS = 5  # update-size records kept per layer
+TINY_UPDATE = 1e-6  # ||dw|| / ||w|| below this in every layer that moves: the model barely changes
+EARLY_STEPS = 10  # "early in the run": the first 10 training losses (the first updates)
 LR_REBASELINE = 1.5  # an LR drop by this factor in one step re-baselines loss windows
+# one-step gradient-norm jumps: against the median of the previous 20 norms (at least 3: the run's
+# own first steps), a jump is 10x that level (Megatron-LM calls a loss spiky above 10x) and 6
+# robust SDs of the log-norms (ZClip clips from z = 2.5; an alert must be far rarer)
+SPIKE_REF = 20
+SPIKE_MIN_REF = 3
+SPIKE_RATIO = 10.0
+SPIKE_Z = 6.0
 
 
 @dataclass
@@ -62,8 +72,11 @@ class Train:
     s: float = math.nan
     last_finite: float = math.nan
     first: float = math.nan  # loss of the first step (before any update)
+    first_step: int = 0
     init_sum: float = 0.0
     init_n: int = 0  # mean of the first 10 finite losses: a less noisy initial loss
+    early_max: float = math.nan  # highest loss among the first EARLY_STEPS (non-finite counts)
+    early_max_step: int = 0
     best: float = math.nan  # lowest S since the baseline
     best_step: int = 0
     best_level: float = math.nan  # lowest loss level (50-step mean) since the baseline
@@ -85,6 +98,8 @@ class Train:
         self.count += 1
         self.last_step = step
         self.loss.push(step, v)
+        if self.count <= EARLY_STEPS and not (v <= self.early_max):
+            self.early_max, self.early_max_step = (v if not math.isnan(v) else math.inf), step
         if not math.isfinite(v):
             if self.nonfinite_streak == 0:
                 self.nonfinite_first = step
@@ -96,7 +111,7 @@ class Train:
         self.last_finite = v
         if self.init_n < 10:
             if self.init_n == 0:
-                self.first = v
+                self.first, self.first_step = v, step
             self.init_sum += v
             self.init_n += 1
         self.s = v if not math.isfinite(self.s) else self.s + EMA_ALPHA * (v - self.s)
@@ -159,11 +174,18 @@ class Grads:
     nonfinite_first: int = 0
     zero_total_streak: int = 0
     zero_total_first: int = 0
+    # the latest one-step jump of the total norm above its recent level (see ``jump``)
+    spike_step: int = 0
+    spike_ratio: float = math.nan
+    spike_base: float = math.nan
+    spike_z: float = math.nan
 
     def add(
         self, step: int, total: float, layers: dict[str, float], order: list[str], numel: dict
-    ) -> None:
+    ) -> bool:
+        """Record one step; True when its total norm jumped far above the recent level."""
         self.last_step = step
+        spiked = self.jump(step, total)
         self.total.push(step, total)
         if not math.isfinite(total):
             if self.nonfinite_streak == 0:
@@ -182,7 +204,7 @@ class Grads:
                 self.order.append(name)
         ordered = [n for n in (order or self.order) if n in layers]
         if not ordered:
-            return
+            return spiked
         g1, gn = layers[ordered[0]], layers[ordered[-1]]
         self.last_layer_norm = gn
         self.first.push(step, g1)
@@ -202,6 +224,74 @@ class Grads:
         for n in list(self.zero_since):
             if n not in layers:
                 self.zero_since.pop(n, None)
+        return spiked
+
+    def jump(self, step: int, total: float) -> bool:
+        """Compare ``total`` with the median of the previous ``SPIKE_REF`` norms (the run's own
+        first steps when it has no more): a ratio of ``SPIKE_RATIO`` or more whose log is also
+        ``SPIKE_Z`` robust standard deviations above the others' is a jump (an overflow to
+        +inf counts too). ZClip (2025) clips at a z-score of 2.5; an alert needs far more."""
+        last = self.total.values[-SPIKE_REF:]
+        if len(last) < SPIKE_MIN_REF or math.isnan(total) or total <= 0:
+            return False
+        low = min(last)  # below 10x the smallest norm, it is below 10x the median: done (cheap)
+        if low > 0 and total < SPIKE_RATIO * low:
+            return False
+        prev = [v for v in last if math.isfinite(v) and v > 0]
+        if len(prev) < SPIKE_MIN_REF:
+            return False
+        prev.sort()
+        n = len(prev)
+        base = prev[n // 2] if n % 2 else 0.5 * (prev[n // 2 - 1] + prev[n // 2])
+        ratio = total / base
+        if not ratio >= SPIKE_RATIO:
+            return False
+        logs = [math.log(v) for v in prev]
+        mid = math.log(base)
+        dev = sorted(abs(x - mid) for x in logs)
+        spread = 1.4826 * dev[n // 2]
+        z = (math.log(total) - mid) / max(spread, 0.05) if math.isfinite(total) else math.inf
+        if z < SPIKE_Z:
+            return False
+        self.spike_step, self.spike_ratio, self.spike_base, self.spike_z = step, ratio, base, z
+        return True
+
+
+@dataclass
+class Updates:
+    """Update sizes ||dw|| / ||w|| (SageMaker Debugger's weight-update ratio), when recorded."""
+
+    total: Ring = field(default_factory=lambda: Ring(cap=50))
+    layers: dict[str, list[float]] = field(default_factory=dict)  # last 5 ratios per layer
+    first_step: int = 0  # step of the first record of the last 5
+    last_step: int = 0
+    records: int = 0
+    tiny_since: int = 0  # first record of the current run where every moving layer was tiny
+    tiny_records: int = 0
+
+    def add(self, step: int, total: float | None, layers: dict[str, float]) -> None:
+        self.last_step = step
+        self.records += 1
+        if total is not None:
+            self.total.push(step, total)
+            if len(self.total) >= UPDATE_RECORDS:
+                self.first_step = self.total.steps[-UPDATE_RECORDS]
+        moving = [v for v in layers.values() if v > 0 and math.isfinite(v)]
+        if moving and max(moving) < TINY_UPDATE:
+            if not self.tiny_records:
+                self.tiny_since = step
+            self.tiny_records += 1
+        else:
+            self.tiny_records = 0
+        for n, v in layers.items():
+            xs = self.layers.get(n)
+            if xs is None:
+                if len(self.layers) >= MAX_LAYERS:
+                    continue
+                xs = self.layers[n] = []
+            xs.append(v)
+            if len(xs) > UPDATE_RECORDS:
+                del xs[0]
 
 
 @dataclass
@@ -221,6 +311,8 @@ class LR:
     jump_peak: float = math.nan
     without_grad: int = 0  # optimizer steps in a row with no gradient at all
     without_grad_first: int = 0
+    start: float = math.nan  # first non-zero learning rate seen (largest group)
+    ramp_since: int = 0  # first step of the current LR ramp (most recent steps raising the LR)
 
     def add(self, step: int, lrs: dict[str, float], jump_factor: float, probe: int) -> bool:
         """Record one step's LRs; returns True when some LR dropped enough to re-baseline."""
@@ -248,7 +340,14 @@ class LR:
             if v * LR_REBASELINE < prev:
                 dropped = True
             self.peak[g] = max(self.peak.get(g, prev), prev)
+        top = max((v for v in lrs.values() if math.isfinite(v)), default=0.0)
+        if math.isnan(self.start) and top > 0:
+            self.start = top
         self.rising.push(step, 1.0 if rose else 0.0)
+        if not self.warming_up():
+            self.ramp_since = 0
+        elif not self.ramp_since:
+            self.ramp_since = self.rising.steps[0]
         if rose and self.steps <= probe:
             self.early_increase = True
         if lrs and all(v == 0 for v in lrs.values()):
@@ -263,6 +362,9 @@ class LR:
         """Most of the last 20 steps raised some LR: a warm-up (or a ramp) is in progress."""
         r = self.rising.values
         return len(r) >= 5 and sum(r) >= 0.5 * len(r)
+
+    def top(self) -> float:
+        return max((v for v in self.last.values() if math.isfinite(v)), default=math.nan)
 
 
 @dataclass
@@ -347,12 +449,44 @@ class Labels:
     val: list[float] = field(default_factory=list)  # counts of the latest evaluation
     val_step: int = -1
     train_step: int = -1
+    # over-dispersion of the label counts: chi-square / dof of each training snapshot against
+    # the snapshots before it. About 1 for independent samples; far above 1 for the tokens of a
+    # language model (tokens of a sequence are correlated): the design effect by which the
+    # counts overstate the sample size
+    disp_sum: float = 0.0
+    disp_n: int = 0
 
     def add_train(self, step: int, counts: list[float]) -> None:
         counts = counts[:MAX_CLASSES]
+        if sum(self.train) > 0 and sum(c for c in counts if math.isfinite(c)) > 0:
+            stat, dof = chi2_homogeneity(self.train, counts)
+            if dof > 0:
+                self.disp_sum += stat / dof
+                self.disp_n += 1
         if len(counts) > len(self.train):
             self.train += [0.0] * (len(counts) - len(self.train))
         for i, c in enumerate(counts):
             if math.isfinite(c):
                 self.train[i] += c
         self.train_step = step
+
+
+def chi2_homogeneity(a: list[float], b: list[float]) -> tuple[float, int]:
+    """Chi-square statistic and degrees of freedom of a 2 x K table of counts."""
+    k = max(len(a), len(b))
+    a = [x if math.isfinite(x) else 0.0 for x in a] + [0.0] * (k - len(a))
+    b = [x if math.isfinite(x) else 0.0 for x in b] + [0.0] * (k - len(b))
+    na, nb = sum(a), sum(b)
+    n = na + nb
+    stat, dof = 0.0, -1
+    if na <= 0 or nb <= 0:
+        return 0.0, 0
+    for x, y in zip(a, b, strict=True):
+        col = x + y
+        if col <= 0:
+            continue
+        dof += 1
+        for obs, row in ((x, na), (y, nb)):
+            exp = row * col / n
+            stat += (obs - exp) ** 2 / exp
+    return stat, max(dof, 0)

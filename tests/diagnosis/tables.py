@@ -46,12 +46,15 @@ def build(
     evals: Iterable[tuple] = (),
     params: dict[int, dict[str, float]] | None = None,
     skipped: list[float] | None = None,
-    labels: tuple[list[float], list[float]] | None = None,
+    labels: tuple[Any, list[float]] | None = None,
     facts: Facts | None = None,
     batch: int = 50,
+    updates: list[float] | dict[str, list[float]] | None = None,
+    train_snapshots: int = 2,
+    rules: bool = False,
 ) -> tuple[RunState, Facts]:
     """Feed series into a fresh state (steps 1..n), in batches of ``batch`` steps, with every
-    rule switched off so only the windows are updated.
+    rule switched off so only the windows are updated (``rules=True``: the whole engine).
 
     ``grads``: {"total": [...], "<layer>": [...]}; ``evals``: (step, val_loss, val_acc,
     confidence histogram or None); ``params``: {step: {layer: norm}}.
@@ -66,7 +69,7 @@ def build(
     lrs = {"0": lr} if isinstance(lr, list) else (lr or {})
     evals = list(evals)
     state = RunState()
-    engine = Engine(disabled=set(BY_ID))
+    engine = Engine() if rules else Engine(disabled=set(BY_ID))
     for lo in range(1, n + 1, batch):
         hi = min(n, lo + batch - 1)
         steps = list(range(lo, hi + 1))
@@ -102,9 +105,16 @@ def build(
                     sc.setdefault(f"param_norm/{layer}", ([], []))
                     sc[f"param_norm/{layer}"][0].append(step)
                     sc[f"param_norm/{layer}"][1].append(v)
+        for name, vals in (updates if isinstance(updates, dict) else {"total": updates}).items():
+            put(f"update_ratio/{name}", vals)
         if labels is not None and lo == 1:
-            hists.append(("train/labels", 1, {"counts": labels[0], "edges": []}))
-            hists.append(("val/labels", 1, {"counts": labels[1], "edges": []}))
+            # training counts: a list of snapshots, or one total split into equal snapshots
+            snaps = labels[0] if isinstance(labels[0][0], list) else None
+            if snaps is None:
+                snaps = [[c / train_snapshots for c in labels[0]]] * train_snapshots
+            for i, snap in enumerate(snaps):
+                hists.append(("train/labels", i + 1, {"counts": snap, "edges": []}))
+            hists.append(("val/labels", len(snaps), {"counts": labels[1], "edges": []}))
         engine.process(state, facts, sc, hists)
     return state, facts
 

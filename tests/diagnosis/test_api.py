@@ -182,3 +182,27 @@ def test_settings_read_rules_and_webhook_from_the_environment(
     s = Settings()
     assert s.rules == {"plateau": False, "overfitting": {"gl_warn": 0.1}}
     assert s.webhook_url == "http://127.0.0.1:1/hook" and s.diagnosis is True
+
+
+def test_webhook_posts_again_when_an_alert_escalates(
+    sqlite_url: str, tmp_path: Path, webhook_server: tuple[str, list[dict]]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from fitscope_server import Settings, create_app
+
+    url, received = webhook_server
+    app = create_app(Settings(db_url=sqlite_url, dir=tmp_path, webhook_url=url))
+    decay = [0.2 + 1.2 * math.exp(-i / 30) for i in range(200)]
+    with TestClient(app) as c:
+        _run(c, "e1")
+        for i in range(4):
+            _batch(c, "e1", f"d{i}", 1 + 50 * i, decay[50 * i : 50 * (i + 1)])
+        _batch(c, "e1", "w", 201, [0.55] * 40)  # about 2.7x the best level: warning
+        _batch(c, "e1", "c", 241, [1.3] * 80)  # 6x: critical
+        assert app.state.diagnoser.webhook.flush(10)
+    notes = [m["fitscope"] for m in received if m["fitscope"]["rule"] == "divergence"]
+    assert [n["severity"] for n in notes] == ["warning", "critical"], notes
+    assert notes[1]["escalated"] and "(escalated)" in received[-1]["text"]
+    assert notes[0]["id"] == notes[1]["id"]
+    assert "evidence_labels" in notes[0] and notes[0]["evidence_labels"]["start_step"]

@@ -29,6 +29,31 @@ def grads_ok(n: int, noise: float = 0.3) -> dict[str, list[float]]:
     return {"total": g, "0": [x * 0.5 for x in g], "2": [x * 0.8 for x in g]}
 
 
+def ramp(n: int, start: float = 1e-4) -> list[float]:
+    """A learning-rate ramp that never stops (x n from its start)."""
+    return [start * (i + 1) for i in range(n)]
+
+
+def token_labels(vocab: int = 24, seed: int = 0) -> dict:
+    """Training token counts in 3 snapshots and 4 validation batches from one Markov stream:
+    a few sequences' tokens, strongly correlated."""
+    import random
+
+    rnd = random.Random(seed)
+    nxt = {a: rnd.sample(range(vocab), 3) for a in range(vocab)}
+
+    def counts(n_seq: int) -> list[float]:
+        c = [0.0] * vocab
+        for _ in range(n_seq):
+            tok = rnd.randrange(vocab)
+            for _ in range(16):
+                tok = rnd.choice(nxt[tok]) if rnd.random() < 0.9 else rnd.randrange(vocab)
+                c[tok] += 1
+        return c
+
+    return {"labels": ([counts(64) for _ in range(3)], counts(4 * 16))}
+
+
 def evals_from(vals: list[float], accs: list[float] | None = None, every: int = 25, hists=None):
     accs = accs or [None] * len(vals)  # type: ignore[list-item]
     hists = hists or [None] * len(vals)
@@ -114,13 +139,37 @@ CASES: dict[str, list[tuple[str, dict, Facts, str | None]]] = {
             "warning",
         ),
         (
-            "single-step spike",
+            "single-step spike (one bad batch)",
             {
                 "loss": healthy_loss(155),
                 "grads": {"total": const(1.0, 150, 0.2) + [50.0] + [1.0] * 4},
             },
             facts(),
+            "warning",
+        ),
+        (
+            "single-step spike 50 steps ago",
+            {
+                "loss": healthy_loss(200),
+                "grads": {"total": const(1.0, 150, 0.2) + [50.0] + [1.0] * 49},
+            },
+            facts(),
             None,
+        ),
+        (
+            "x3 one-step wobble",
+            {
+                "loss": healthy_loss(200),
+                "grads": {"total": const(1.0, 150, 0.2) + [3.0] + [1.0] * 49},
+            },
+            facts(),
+            None,
+        ),
+        (
+            "x50 jump at step 20, before any 20-step baseline",
+            {"loss": healthy_loss(25), "grads": {"total": const(1.0, 19, 0.2) + [50.0] * 6}},
+            facts(),
+            "warning",
         ),
         (
             "doubling every 10 steps",
@@ -618,6 +667,22 @@ CASES: dict[str, list[tuple[str, dict, Facts, str | None]]] = {
             "warning",
         ),
         (
+            "first evaluation: no dispersion estimate yet",
+            {
+                "loss": healthy_loss(60),
+                "labels": ([250.0] * 4, [350.0, 50.0, 50.0, 50.0]),
+                "train_snapshots": 1,
+            },
+            facts(),
+            None,
+        ),
+        (
+            "LM tokens: correlated counts, 4 validation batches",
+            {"loss": healthy_loss(60), **token_labels()},
+            facts(num_classes=24),
+            None,
+        ),
+        (
             "same proportions, sampling noise",
             {"loss": healthy_loss(60), "labels": ([250.0] * 4, [130.0, 120.0, 125.0, 125.0])},
             facts(),
@@ -656,6 +721,127 @@ CASES: dict[str, list[tuple[str, dict, Facts, str | None]]] = {
                 optimizer="Adam",
                 param_groups=[{"weight_decay": 0.01, "decoupled_weight_decay": True}],
             ),
+            None,
+        ),
+    ],
+    "lr_too_high": [
+        (
+            "loss 9 -> 361 at step 2, stuck above its start",
+            {"loss": [9.0, 361.0] + const(60.0, 58, 0.3)},
+            facts(),
+            "critical",
+        ),
+        (
+            "loss x5 early, then stuck at ln K",
+            {"loss": [LN4, 3 * LN4, 6 * LN4, 5.0] + const(LN4, 56, 0.01)},
+            facts(),
+            "critical",
+        ),
+        (
+            "updates 30% of the weights, loss at ln K",
+            {"loss": const(LN4, 60, 0.01), "updates": const(0.3, 60)},
+            facts(),
+            "critical",
+        ),
+        (
+            "early rise, then learning",
+            {"loss": [LN4, 5.0, 4.0] + decay(3.0, 0.2, 57, tau=10)},
+            facts(),
+            None,
+        ),
+        (
+            "healthy updates 1e-3",
+            {"loss": healthy_loss(60), "updates": const(1e-3, 60)},
+            facts(),
+            None,
+        ),
+    ],
+    "warmup_runaway": [
+        (
+            "LR ramp x300 while the loss rises",
+            {"loss": decay(LN4, 0.3, 100) + [0.3 + 0.02 * i for i in range(100)], "lr": ramp(200)},
+            facts(),
+            "warning",
+        ),
+        (
+            "LR ramp x300, loss still falling",
+            {"loss": decay(LN4, 0.3, 200), "lr": ramp(200)},
+            facts(),
+            "info",
+        ),
+        (
+            "LinearLR warm-up x100 over 60 steps, loss falling",
+            {
+                "loss": decay(LN4, 0.3, 200),
+                "lr": [1e-3 * min(1.0, 0.01 + 0.99 * i / 60) for i in range(200)],
+            },
+            facts(),
+            None,
+        ),
+    ],
+    "initial_loss": [
+        ("first loss 9 with 4 classes", {"loss": [9.0] + healthy_loss(59)}, facts(), "warning"),
+        ("first loss ln 4", {"loss": healthy_loss(60)}, facts(), None),
+        ("fine-tuned: first loss far below ln K", {"loss": const(0.1, 60)}, facts(), None),
+    ],
+    "grad_clipping": [
+        (
+            "max_norm 0.01, every step clipped",
+            {"loss": healthy_loss(150), "grads": {"total": const(1.0, 150, 0.3)}},
+            facts(grad_clip=0.01),
+            "warning",
+        ),
+        (
+            "max_norm 1, spikes clipped only",
+            {
+                "loss": healthy_loss(150),
+                "grads": {"total": [3.0 if i % 17 == 0 else 0.5 for i in range(150)]},
+            },
+            facts(grad_clip=1.0),
+            None,
+        ),
+        (
+            "no clipping configured",
+            {"loss": healthy_loss(150), "grads": {"total": const(1.0, 150, 0.3)}},
+            facts(),
+            None,
+        ),
+    ],
+    "update_size": [
+        (
+            "one layer moves 30% of its norm a step",
+            {
+                "loss": healthy_loss(100),
+                "updates": {"total": const(0.05, 100), "0": const(0.3, 100)},
+            },
+            facts(),
+            "warning",
+        ),
+        (
+            "LR far too low: 1e-8 updates, loss flat",
+            {
+                "loss": const(LN4, 150, 0.001),
+                "updates": {"total": const(1e-8, 150), "0": const(1e-8, 150)},
+            },
+            facts(),
+            "warning",
+        ),
+        (
+            "healthy 1e-3 updates, a frozen layer at 0",
+            {
+                "loss": healthy_loss(150),
+                "updates": {"total": const(1e-3, 150), "0": [0.0] * 150, "2": const(2e-3, 150)},
+            },
+            facts(),
+            None,
+        ),
+        (
+            "tiny updates but the loss still falls (fine-tuning)",
+            {
+                "loss": healthy_loss(150),
+                "updates": {"total": const(1e-7, 150), "0": const(1e-7, 150)},
+            },
+            facts(),
             None,
         ),
     ],

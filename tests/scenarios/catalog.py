@@ -430,4 +430,54 @@ def fault_double_softmax(sid: str, url: str) -> str:
     return run.id
 
 
+@scenario(
+    "Adam at lr=1: the loss jumps at the first updates, the ReLUs die, the loss sits at ln K",
+    ("lr_too_high",),
+    STUCK | {"dead_units", "vanishing_gradients", "divergence", "no_update", "exploding_gradients"},
+)
+def fault_lr_collapse(sid: str, url: str) -> str:
+    tr, va = _data(sep=1.0)
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1.0)
+    crit = nn.CrossEntropyLoss()
+    run = start(model, opt, crit, sid, url, 32)
+    fit(run, model, opt, crit, tr, va, epochs=8)
+    return run.id
+
+
+@scenario(
+    "a warm-up that never ends: LambdaLR ramp without a cap (x200 by the end)",
+    ("warmup_runaway",),
+    STUCK
+    | {"divergence", "exploding_gradients", "non_finite", "lr_too_high", "overfitting"}
+    | {"dead_units", "vanishing_gradients", "no_update", "overconfidence"},
+)
+def fault_warmup_never_ends(sid: str, url: str) -> str:
+    tr, va = _data(sep=0.9)
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / 2)  # meant: min(1, ...)
+    crit = nn.CrossEntropyLoss()
+    run = start(model, opt, crit, sid, url, 32)
+    fit(run, model, opt, crit, tr, va, epochs=16, sched=sched, sched_per_step=True)
+    return run.id
+
+
+@scenario(
+    "output layer initialised 40x too large: first loss far above ln K",
+    ("initial_loss",),
+    ("overconfidence", "plateau", "early_stop"),
+)
+def fault_bad_init(sid: str, url: str) -> str:
+    tr, va = _data(sep=0.9)
+    model = mlp()
+    with torch.no_grad():
+        model[-1].weight.mul_(40.0)  # type: ignore[operator]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    crit = nn.CrossEntropyLoss()
+    run = start(model, opt, crit, sid, url, 32)
+    fit(run, model, opt, crit, tr, va, epochs=8)
+    return run.id
+
+
 __all__ = ["SCENARIOS", "Scenario", "evaluate", "record_labels"]

@@ -13,15 +13,17 @@ from ..base import Context, Finding, Rule, pct
 
 # Guo et al. 2017: miscalibrated networks have ECE typically 4-10%; we flag above 5%.
 ECE = 0.05
-MIN_GAP = 0.03  # mean confidence - accuracy, at least 3 points
+MIN_GAP = 0.05  # mean confidence - accuracy, at least 5 points (3 fired on a healthy LSTM)
 # literature §3.2 R8a: the gap must pass a one-sided 1% binomial test: gap > 2.33 sqrt(A(1-A)/n)
 Z = 2.33
 HOLD_EVALS = 2
 MIN_SAMPLES = 200  # R8: n_val >= 300 advised; 200 keeps small validation sets usable
 ABOVE_CHANCE = 1.5  # accuracy >= 1.5 / K: at-chance models are the not_learning rule's case
-# judge calibration once learning has settled: not while the validation loss still fell by more
-# than 10% over the last 2 evaluations (early in training accuracy runs ahead of confidence)
-SETTLED = 0.10
+# judge calibration once learning has slowed: not while the validation loss is still falling
+# steadily (>= 70% of the last 4 changes are drops, and it fell > 2% over them)
+SETTLED = 0.02
+SETTLE_EVALS = 5
+MIN_EVALS = 4
 # TRAINING_PRACTICES (000): overconfidence is "many validation predictions with confidence 0.9+":
 # at least 20% of predictions in the top bin (>= 14/15)
 MIN_HIGH_SHARE = 0.2
@@ -42,14 +44,23 @@ UNDER_REMEDY = (
 )
 
 
+def still_falling(losses: list[float], min_drop: float) -> bool:
+    """The validation loss is still falling steadily: most successive evaluations improved and
+    it fell by more than ``min_drop`` (relative) over them."""
+    xs = [x for x in losses if math.isfinite(x) and x > 0]
+    if len(xs) < 3:
+        return True
+    falls = sum(b < a for a, b in zip(xs, xs[1:], strict=False))
+    return falls >= 0.7 * (len(xs) - 1) and (xs[0] - xs[-1]) / xs[0] > min_drop
+
+
 def _eligible(ctx: Context, p: Mapping[str, float]) -> list:
     ev = ctx.state.evals
     items = ev.items[-int(p["hold_evals"]) :]
-    if ev.count < 3 or ctx.warming_up or len(items) < p["hold_evals"]:
+    if ev.count < p["min_evals"] or ctx.lr_ramp or len(items) < p["hold_evals"]:
         return []
-    recent = [e.loss for e in ev.items[-3:]]
-    settled = len(recent) < 3 or not all(math.isfinite(x) and x > 0 for x in recent)
-    if not settled and (recent[0] - recent[-1]) / recent[0] > p["settled"]:
+    # wait until learning has slowed: early on, accuracy runs ahead of confidence
+    if still_falling([e.loss for e in ev.items[-int(p["settle_evals"]) :]], p["settled"]):
         return []
     k = ctx.classes
     for e in items:
@@ -127,6 +138,8 @@ PARAMS = {
     "above_chance": ABOVE_CHANCE,
     "under_gap": UNDER_GAP,
     "settled": SETTLED,
+    "settle_evals": SETTLE_EVALS,
+    "min_evals": MIN_EVALS,
     "min_high_share": MIN_HIGH_SHARE,
 }
 OVER = Rule("overconfidence", "eval", check_over, dict(PARAMS), clear_after=2)

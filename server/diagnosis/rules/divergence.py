@@ -13,6 +13,7 @@ BLOWUP_FACTOR = 4.0
 # a softer blow-up still worth a warning: loss held at 2x its best (literature §3.2 R2, R6).
 RISE_FACTOR = 2.0
 HOLD_STEPS = 10  # literature R2-soft: m = 10 consecutive steps
+FAST_HOLD = 5  # the smoothed loss above 2x the best level for 5 steps in a row
 # hysteresis (literature §3.1(3)): an open episode lasts until the level is back under 1.5x its
 # best; a run that blew up and now sits at chance level (2x its best) has not recovered
 CLEAR_FACTOR = 1.5
@@ -62,6 +63,15 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
             return _finding(ctx, "critical", ratio, level=level)
         if ratio > p["rise_factor"]:
             return _finding(ctx, "warning", ratio, level=level)
+        # a sudden climb shows in the smoothed loss (~10 steps) long before the 50-step level:
+        # every one of the last FAST_HOLD smoothed values above 2x the best level
+        fast = [ctx.excess(x) for x in t.ema.last(int(p["fast_hold"]))]
+        if (
+            len(fast) == p["fast_hold"]
+            and min(fast) > p["rise_factor"] * best
+            and min(fast) > p["min_fraction_of_initial"] * ctx.excess(init)
+        ):
+            return _finding(ctx, "warning", min(fast) / best, fast=True)
     if "divergence" in ctx.open_rules and big_enough:
         # hysteresis: still above 1.5x the best level, or the best smoothed loss when the run
         # blew up before a level existed
@@ -75,7 +85,7 @@ def _oscillation(ctx: Context, p: Mapping[str, float]) -> Finding | None:
     t = ctx.state.train
     window = int(p["osc_window"])
     raw = t.loss.since(max(t.baseline_step, ctx.step - window + 1))
-    if len(raw) < window or not all(math.isfinite(v) for v in raw):
+    if len(raw) < window or not math.isfinite(sum(raw)):  # a NaN or Inf makes the sum one
         return None
     size = window // 10
     chunks = [raw[i * size : (i + 1) * size] for i in range(10)]
@@ -125,10 +135,14 @@ def _finding(
     ratio: float,
     hard_limit: float | None = None,
     level: float | None = None,
+    fast: bool = False,
 ) -> Finding:
     t = ctx.state.train
     onset = _onset(ctx)
-    if level is None:
+    if fast:
+        now, best, best_step = t.s, t.best_level, t.best_level_step
+        limit = " (smoothed loss against the best 50-step mean)"
+    elif level is None:
         now, best, best_step = t.s, t.best, t.best_step
         limit = f", beyond 10x the initial loss ({fmt(hard_limit or math.nan)})"
     else:
@@ -172,6 +186,7 @@ RULE = Rule(
         "rise_factor": RISE_FACTOR,
         "clear_factor": CLEAR_FACTOR,
         "hold_steps": HOLD_STEPS,
+        "fast_hold": FAST_HOLD,
         "hard_factor": HARD_FACTOR,
         "extreme_factor": EXTREME_FACTOR,
         "min_fraction_of_initial": MIN_FRACTION_OF_INITIAL,

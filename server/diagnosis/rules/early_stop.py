@@ -35,6 +35,8 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
             "start_step": ev.best_step,
             "end_step": cur.step,
             "best_val_loss": ev.best_loss,
+            "best_step": ev.best_step,
+            "val_loss": cur.loss,
             "evals_since_best": ev.since_best,
         },
     )

@@ -12,7 +12,10 @@ from ..stats import median
 SPIKE_FACTOR = 10.0
 SPIKE_STEPS = 3
 BASELINE_STEPS = 100
-MIN_BASELINE = 20  # values needed before the median means anything
+# an explosion in the first steps is judged against the run's own first steps: 3 norms are
+# enough for a median that a 10x rise of 3 steps in a row stands far above
+MIN_BASELINE = 3
+SPIKE_HOLD = 5  # a one-step spike stays the finding for 5 steps (then the episode lingers)
 # R3-trend (TheDeepChecker Gradient.Exploding: 4 consecutive ratios >= 2, window 5): the median
 # over 4 successive 10-step windows doubles each time.
 TREND_WINDOWS = 4
@@ -30,20 +33,36 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
     g = ctx.state.grads.total
     if not len(g):
         return None
+    return _sustained(ctx, p) or _spike(ctx, p) or _trend(ctx, p)
+
+
+def _sustained(ctx: Context, p: Mapping[str, float]) -> Finding | None:
+    """The last ``spike_steps`` norms all above ``spike_factor`` x the level before them; the level
+    is the median of up to 100 earlier norms, at least 3: early in a run, its own first steps."""
+    g = ctx.state.grads.total
     onset = ctx.open_rules.get("exploding_gradients")
     k = int(p["spike_steps"])
     anchor = onset if onset is not None else (g.steps[-k] if len(g) >= k else g.steps[0])
     start = max(anchor - int(p["baseline_steps"]), ctx.state.train.baseline_step)
-    base = median(g.between(start, anchor))
-    n_base = len(g.between(start, anchor))
+    before = g.between(start, anchor)
+    base = median(before)
     last = g.last(k)
-    if n_base >= p["min_baseline"] and base > 0 and len(last) == k:
+    if len(before) >= p["min_baseline"] and base > 0 and len(last) == k:
         finite_last = [v for v in last if math.isfinite(v)]
         if len(finite_last) == k and min(finite_last) > p["spike_factor"] * base:
-            peak = max(g.since(onset if onset is not None else g.steps[-k]))
             first = onset if onset is not None else g.steps[-k]
-            return _finding(ctx, first, base, peak, "spike")
-    return _trend(ctx, p)
+            peak = max(v for v in g.since(first) if math.isfinite(v))
+            return _finding(ctx, first, base, peak, "sustained")
+    return None
+
+
+def _spike(ctx: Context, p: Mapping[str, float]) -> Finding | None:
+    """A one-step jump (``Grads.jump``) in the last few steps: flagged at its own step, since the
+    engine checks at once on a jump. An overflow to +inf after normal norms is one too."""
+    gr = ctx.state.grads
+    if not gr.spike_step or ctx.step - gr.spike_step >= p["spike_hold"]:
+        return None
+    return _finding(ctx, gr.spike_step, gr.spike_base, gr.spike_base * gr.spike_ratio, "spike")
 
 
 def _trend(ctx: Context, p: Mapping[str, float]) -> Finding | None:
@@ -66,13 +85,22 @@ def _trend(ctx: Context, p: Mapping[str, float]) -> Finding | None:
 
 
 def _finding(ctx: Context, onset: int, base: float, peak: float, kind: str) -> Finding:
-    ratio = peak / base
-    how = "spiked" if kind == "spike" else "grew steadily"
+    ratio = peak / base if base > 0 else math.inf
+    if kind == "spike":
+        what = (
+            f"Gradient norm jumped to {fmt(peak)} at step {step_str(onset)}, {fmt(ratio, 2)}x its "
+            f"level over the previous steps (median {fmt(base)})."
+        )
+    else:
+        how = "rose" if kind == "sustained" else "grew steadily"
+        what = (
+            f"Gradient norm {how} from about {fmt(base)} to {fmt(peak)} ({fmt(ratio, 2)}x) "
+            f"since step {step_str(onset)}."
+        )
     return Finding(
         "warning",
         onset,
-        f"Gradient norm {how} from about {fmt(base)} to {fmt(peak)} ({fmt(ratio, 2)}x) "
-        f"since step {step_str(onset)}.",
+        what,
         REMEDY,
         {
             "series": ["grad_norm/total", "train/loss"],
@@ -95,9 +123,11 @@ RULE = Rule(
         "spike_steps": SPIKE_STEPS,
         "baseline_steps": BASELINE_STEPS,
         "min_baseline": MIN_BASELINE,
+        "spike_hold": SPIKE_HOLD,
         "trend_windows": TREND_WINDOWS,
         "trend_window_steps": TREND_WINDOW_STEPS,
         "trend_rate": TREND_RATE,
     },
     clear_after=50,
+    during_warmup=True,
 )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from ..base import Context, Finding, Rule
 from ..stats import chi2_sf
+from ..windows import chi2_homogeneity
 
 # TRAINING_PRACTICES (000): a validation label distribution very different from training is a
 # warning sign. "Very different": total variation distance > 0.1, and a chi-square test of
@@ -14,6 +15,7 @@ TV = 0.1
 P_VALUE = 1e-3
 MIN_TRAIN = 100
 MIN_VAL = 50
+MIN_SNAPSHOTS = 1  # dispersion estimates needed (training label snapshots beyond the first)
 
 REMEDY = (
     "Check how the validation set was split: it should come from the same source as the "
@@ -33,17 +35,14 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
     ptr = [c / n_tr for c in tr]
     pva = [c / n_va for c in va]
     tv = 0.5 * sum(abs(a - b) for a, b in zip(ptr, pva, strict=True))
-    stat, dof = 0.0, -1
-    n = n_tr + n_va
-    for a, b in zip(tr, va, strict=True):
-        col = a + b
-        if col <= 0:
-            continue
-        dof += 1
-        for obs, row in ((a, n_tr), (b, n_va)):
-            exp = row * col / n
-            stat += (obs - exp) ** 2 / exp
-    pval = chi2_sf(stat, dof)
+    stat, dof = chi2_homogeneity(tr, va)
+    # counts are not independent samples when they are tokens (or any correlated stream): the
+    # statistic is divided by the over-dispersion measured between training snapshots, which
+    # takes two snapshots; before that the test waits
+    if lab.disp_n < p["min_snapshots"]:
+        return None
+    dispersion = max(1.0, lab.disp_sum / lab.disp_n)
+    pval = chi2_sf(stat / dispersion, dof)
     if tv <= p["tv"] or pval >= p["p_value"]:
         return None
     worst = max(range(k), key=lambda i: abs(ptr[i] - pva[i]))
@@ -60,6 +59,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
             "end_step": lab.val_step,
             "tv": tv,
             "p_value": pval,
+            "dispersion": dispersion,
             "train": ptr[:50],
             "val": pva[:50],
         },
@@ -70,7 +70,13 @@ RULE = Rule(
     "label_shift",
     "labels",
     check,
-    {"tv": TV, "p_value": P_VALUE, "min_train": MIN_TRAIN, "min_val": MIN_VAL},
+    {
+        "tv": TV,
+        "p_value": P_VALUE,
+        "min_train": MIN_TRAIN,
+        "min_val": MIN_VAL,
+        "min_snapshots": MIN_SNAPSHOTS,
+    },
     clear_after=1,
     during_warmup=True,
 )

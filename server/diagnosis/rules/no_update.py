@@ -17,12 +17,29 @@ HOLD_STEPS = 20
 # parameter norms are captured every 50 steps; two identical snapshots in a row (100 steps).
 UNCHANGED_SNAPSHOTS = 2
 
-REMEDY = (
-    "Check the order in the loop: optimizer.zero_grad(), loss.backward(), optimizer.step() "
-    "(zero_grad() between backward() and step() wipes the gradients). Check that the optimizer "
-    "was built over this model's parameters (not a copy's), that the loss is not detached, and "
-    "that the learning rate is not 0. Try to overfit a single batch."
-)
+# each way of not updating has its own remedy: none may suggest a cause its evidence rules out
+REMEDIES = {
+    "no_grad": (
+        "Check the order in the loop: optimizer.zero_grad(), loss.backward(), optimizer.step() "
+        "(zero_grad() between backward() and step() wipes the gradients), and that the loss is "
+        "not detached from the model (no .item(), .detach() or torch.no_grad() before backward())."
+    ),
+    "zero_grad": (
+        "Every gradient is exactly zero: check that the loss depends on the parameters (not "
+        "detached, no integer casts or argmax in the path), that the layers are not all frozen, "
+        "and that no ReLU layer is dead for every input."
+    ),
+    "zero_lr": (
+        "The learning rate is 0: check the scheduler (a warm-up that starts at 0 and never "
+        "rises, a decay that reached 0, a LambdaLR factor of 0) and param_group['lr']."
+    ),
+    "unchanged": (
+        "Check that the optimizer was built over this model's parameters (not a copy's, or "
+        "a model re-created after the optimizer), that optimizer.step() is called, and that "
+        "the parameters are not frozen. Try to overfit a single batch."
+    ),
+}
+REMEDY = REMEDIES["unchanged"]
 
 
 def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
@@ -35,6 +52,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
             onset,
             f"optimizer.step() ran {st.lr.without_grad} times since step {step_str(onset)} "
             "with no gradient on any parameter",
+            "no_grad",
         )
     g = st.grads
     if g.zero_total_streak >= hold and g.last_step >= ctx.step - 1:
@@ -43,10 +61,13 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
             g.zero_total_first,
             f"every gradient has been exactly zero for {g.zero_total_streak} steps "
             f"since step {step_str(g.zero_total_first)}",
+            "zero_grad",
         )
     if st.lr.zero_streak >= hold:
         onset = ctx.step - st.lr.zero_streak + 1
-        return _finding(ctx, onset, f"the learning rate has been 0 for {st.lr.zero_streak} steps")
+        return _finding(
+            ctx, onset, f"the learning rate has been 0 for {st.lr.zero_streak} steps", "zero_lr"
+        )
     pr = st.params
     if pr.unchanged_streak >= p["unchanged_snapshots"] and pr.last_step >= ctx.step - 60:
         return _finding(
@@ -54,20 +75,22 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
             pr.unchanged_since,
             f"no parameter norm has changed between step {step_str(pr.unchanged_since)} "
             f"and step {step_str(pr.last_step)}",
+            "unchanged",
         )
     return None
 
 
-def _finding(ctx: Context, onset: int, what: str) -> Finding:
+def _finding(ctx: Context, onset: int, what: str, kind: str) -> Finding:
     return Finding(
         "critical",
         onset,
         f"The model is not being updated: {what}.",
-        REMEDY,
+        REMEDIES[kind],
         {
             "series": ["grad_norm/total", "train/loss"],
             "start_step": onset,
             "end_step": ctx.step,
+            "kind": kind,
         },
     )
 

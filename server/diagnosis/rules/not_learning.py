@@ -14,6 +14,8 @@ MIN_IMPROVEMENT = 0.01
 AT_CHANCE = 0.9  # smoothed loss >= 90% of the chance-level loss
 ACC_CHANCE = 1.5  # accuracy <= 1.5 / K for ...
 ACC_EVALS = 3  # ... 3 evaluations in a row
+# ... unless the loss says otherwise: a loss below 70% of chance level is learning
+CONTRADICT = 0.7
 # without a class count: the loss has not moved 2% from its initial value in 200 steps
 NO_K_STEPS = 200
 NO_K_IMPROVEMENT = 0.02
@@ -35,11 +37,15 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
     chance = ctx.chance
     if math.isfinite(chance):
         if len(window) >= 0.9 * w:
-            gain = rel_change(window[0], window[-1])
+            # first fifth against last fifth of the window: one noisy smoothed value at either
+            # end must not pass for progress
+            m = max(1, len(window) // 5)
+            gain = rel_change(sum(window[:m]) / m, sum(window[-m:]) / m)
             if (
                 math.isfinite(gain)
                 and gain < p["min_improvement"]
                 and min(window) >= p["at_chance"] * chance
+                and not _val_contradicts(ctx, chance, p)
             ):
                 return _finding(
                     ctx,
@@ -49,12 +55,13 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
                 )
         k = ctx.classes or 0
         evs = ctx.state.evals.items[-int(p["acc_evals"]) :]
+        acc_limit = p["acc_chance"] * _chance_accuracy(ctx)
         if (
             k
             and ctx.state.evals.count >= p["acc_evals"]
-            and ctx.step >= w
-            and all(math.isfinite(e.acc) and e.acc <= p["acc_chance"] / k for e in evs)
-            and ctx.state.evals.best_acc <= p["acc_chance"] / k
+            and all(math.isfinite(e.acc) and e.acc <= acc_limit for e in evs)
+            and ctx.state.evals.best_acc <= acc_limit
+            and not _loss_contradicts(ctx, evs, chance, p)
         ):
             return _finding(
                 ctx,
@@ -74,6 +81,38 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
             w,
         )
     return None
+
+
+def _chance_accuracy(ctx: Context) -> float:
+    """Accuracy of always predicting the most frequent class: 1/K for balanced classes, the
+    majority share otherwise (e.g. the most frequent token of a language model)."""
+    k = ctx.classes or 0
+    prior = ctx.state.labels.train
+    if len(prior) == k and sum(prior) >= 10 * k:
+        return max(1.0 / k, max(prior) / sum(prior))
+    return 1.0 / k if k else math.nan
+
+
+def _loss_contradicts(ctx: Context, evs: list, chance: float, p: Mapping[str, float]) -> bool:
+    """Accuracy at chance while the training or validation loss is far below chance level: the
+    two signals disagree (e.g. classes read from the wrong axis), so neither is trusted alone."""
+    limit = p["contradict"] * chance
+    val = [e.loss for e in evs if math.isfinite(e.loss)]
+    train = ctx.state.train.s
+    return (bool(val) and max(val) < limit) or (math.isfinite(train) and train < limit)
+
+
+def _val_contradicts(ctx: Context, chance: float, p: Mapping[str, float]) -> bool:
+    """A training loss at chance level while the last evaluations show learning (validation
+    loss far below chance, or accuracy well above it): not raised on the training loss alone."""
+    evs = ctx.state.evals.items[-int(p["acc_evals"]) :]
+    if not evs:
+        return False
+    k = ctx.classes or 0
+    low = all(math.isfinite(e.loss) and e.loss < p["contradict"] * chance for e in evs)
+    limit = p["acc_chance"] * _chance_accuracy(ctx) if k else math.nan
+    acc = bool(k) and all(math.isfinite(e.acc) and e.acc > limit for e in evs)
+    return low or acc
 
 
 def _finding(ctx: Context, what: str, w: int) -> Finding:
@@ -103,6 +142,7 @@ RULE = Rule(
         "at_chance": AT_CHANCE,
         "acc_chance": ACC_CHANCE,
         "acc_evals": ACC_EVALS,
+        "contradict": CONTRADICT,
         "no_k_steps": NO_K_STEPS,
         "no_k_improvement": NO_K_IMPROVEMENT,
     },

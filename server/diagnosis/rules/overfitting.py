@@ -22,10 +22,10 @@ MIN_TRAIN_DROP = 0.05
 # validation loss (robust SD of its successive differences / sqrt 2, over the last 20 evals)
 Z_NOISE = 2.0
 NOISE_EVALS = 20
-# with accuracy unchanged, a rise below 10% of the chance-level loss (0.1 nats without a class
+# with accuracy unchanged, a rise below 5% of the chance-level loss (0.1 nats without a class
 # count) is a handful of confident mistakes (NLL overfitting, Guo et al. §3), left to the
 # calibration rules: "a tiny rise in a tiny validation loss with unchanged accuracy"
-FLAT_ACC_MIN_RISE = 0.1
+FLAT_ACC_MIN_RISE = 0.05
 FLAT_ACC_MIN_RISE_NATS = 0.1
 Z_ACC = 2.0  # an accuracy drop counts when larger than 2 standard errors
 
@@ -74,16 +74,20 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
     return Finding(
         severity,
         ev.best_step,
-        f"Validation loss {gl:.0%} above its best at step {step_str(cur.step)} "
-        f"({fmt(cur.smooth)} vs {fmt(best)} around step {step_str(ev.smooth_best_step)}, "
-        f"means of 3 evaluations) while training loss fell {train_drop:.0%}{acc_txt}.",
+        f"Validation loss {gl:.0%} above its best at step {step_str(cur.step)}: best "
+        f"{fmt(ev.best_loss)} at step {step_str(ev.best_step)}, now {fmt(cur.loss)} (means of 3 "
+        f"evaluations: {fmt(best)} -> {fmt(cur.smooth)}) while training loss fell "
+        f"{train_drop:.0%}{acc_txt}.",
         REMEDY,
         {
             "series": ["val/loss", "train/loss", "val/accuracy"],
             "start_step": ev.best_step,
             "end_step": cur.step,
-            "best_val_loss": best,
-            "val_loss": cur.smooth,
+            "best_val_loss": ev.best_loss,
+            "best_step": ev.best_step,
+            "val_loss": cur.loss,
+            "best_val_loss_mean3": best,
+            "val_loss_mean3": cur.smooth,
             "gl": gl,
             "train_drop": train_drop,
             "noise": noise,
