@@ -23,9 +23,10 @@ from .diagnosis import Diagnoser, Webhook
 from .login import mount_login
 from .middleware import BodyMiddleware
 from .schemas import BatchIn
-from .security import SecurityMiddleware
+from .security import SecurityMiddleware, allowed_hosts, configured_hosts
 from .settings import Settings
 from .storage import RunNotFound
+from .throttle import Throttle
 from .web import mount_web
 
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     app.state.db = db
     app.state.hub = hub
     app.state.diagnoser = diagnoser
+    app.state.throttle = throttle = Throttle()
     for module in (health, runs, ingest, series, export, alerts, events):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     _add_error_handlers(app)
@@ -74,7 +76,13 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     mount_web(app)
     # added last = outermost: security headers and auth wrap everything, the body limit comes next
     app.add_middleware(BodyMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityMiddleware, token=settings.token)
+    app.add_middleware(
+        SecurityMiddleware,
+        token=settings.token,
+        allowed=allowed_hosts(settings.allowed_hosts, settings.public_url, settings.token),
+        throttle=throttle,
+        origin_hosts=configured_hosts(settings.allowed_hosts, settings.public_url),
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -93,7 +101,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BadBatch)
     async def _bad_batch(_: Request, exc: BadBatch) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+        body: dict = {"detail": str(exc)}
+        if exc.refused:
+            body["refused"] = exc.refused
+        return JSONResponse(body, status_code=exc.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

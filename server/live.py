@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
@@ -104,7 +105,12 @@ async def listen_postgres(url: str, hub: Hub, retry_s: float = 1.0) -> None:
 
 
 def mark_crashed(db: Database, timeout_s: float) -> list[str]:
-    """Mark runs silent for ``timeout_s`` as crashed (a write only when one is due)."""
+    """Mark runs silent for ``timeout_s`` as crashed (a write only when one is due).
+
+    Not within ``timeout_s`` of this process's start or of the database's last outage: a
+    heartbeat could not have arrived then, so silence is no sign of a crash."""
+    if time.monotonic() - db.last_outage < timeout_s:
+        return []
     with db.session() as s:
         due = runs.crash_due(s, timeout_s)
     if not due:

@@ -36,6 +36,8 @@ class RunRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # JSON {"type", "message"} from the client's finish (an uncaught exception), else NULL
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SeriesRow(Base):

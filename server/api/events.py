@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -41,6 +41,7 @@ WORKER = str(os.getpid())
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
 PG_SAFETY_POLL_S = 5.0  # with LISTEN up, poll only in case a notification was lost
 BATCH = 200  # events read per round
+MAX_EVENT_ID = 2**63 - 1
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Fitscope-Worker": WORKER}
 
 Fetch = Callable[[int], tuple[list[bytes], int, bool, bool]]
@@ -161,7 +162,10 @@ def _cursor(db: Database, since: int | None, last_event_id: str | None) -> int:
     if since is not None:
         return since
     if last_event_id and last_event_id.strip().isdigit():
-        return int(last_event_id.strip())
+        digits = last_event_id.strip()
+        if len(digits) > 19 or int(digits) > MAX_EVENT_ID:
+            raise HTTPException(400, f"Last-Event-ID is not an event id (over {MAX_EVENT_ID})")
+        return int(digits)
     with db.session() as s:
         return events.last_id(s)
 
@@ -216,7 +220,9 @@ async def run_events(
     request: Request,
     db: DbDep,
     settings: SettingsDep,
-    since: int | None = Query(default=None, ge=0, description="resume after this event id"),
+    since: int | None = Query(
+        default=None, ge=0, le=MAX_EVENT_ID, description="resume after this event id"
+    ),
     last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
 ) -> StreamingResponse:
     hub: Hub = request.app.state.hub
@@ -241,7 +247,9 @@ async def runs_events(
     request: Request,
     db: DbDep,
     settings: SettingsDep,
-    since: int | None = Query(default=None, ge=0, description="resume after this event id"),
+    since: int | None = Query(
+        default=None, ge=0, le=MAX_EVENT_ID, description="resume after this event id"
+    ),
     last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
 ) -> StreamingResponse:
     hub: Hub = request.app.state.hub

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from ..live import mark_crashed
 from ..models import RunRow
-from ..schemas import FinishIn, RunDetailOut, RunIn, RunOut, RunPatchIn
+from ..schemas import FinishIn, RunDetailOut, RunIn, RunOut, RunPatchIn, checked_config
 from ..storage import points
 from ..storage import runs as store
 from .deps import DbDep, RunId, SettingsDep
@@ -24,6 +24,7 @@ def run_out(row: RunRow) -> RunOut:
         updated_at=store.as_utc(row.updated_at),
         heartbeat_at=store.as_utc(row.heartbeat_at),
         finished_at=store.as_utc(row.finished_at),
+        error=store.load_error(row.error),
     )
 
 
@@ -68,7 +69,12 @@ def get_run(run_id: RunId, db: DbDep, settings: SettingsDep) -> RunDetailOut:
 @router.patch("/{run_id}", response_model=RunDetailOut, summary="Merge keys into a run's config")
 def patch_run(run_id: RunId, body: RunPatchIn, db: DbDep) -> RunDetailOut:
     with db.write_session() as s:
-        return run_detail(store.merge_config(s, run_id, body.config))
+        row = store.merge_config(s, run_id, body.config)
+        try:  # the merged config must fit too; raising here rolls the merge back
+            checked_config(store.load_config(row.config))
+        except ValueError as exc:
+            raise HTTPException(422, f"merged config refused: {exc}") from None
+        return run_detail(row)
 
 
 @router.post("/{run_id}/heartbeat", status_code=204, summary="The training process is alive")
@@ -78,10 +84,19 @@ def heartbeat(run_id: RunId, db: DbDep) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/{run_id}/finish", response_model=RunOut, summary="Mark a run finished (or crashed)")
+@router.post(
+    "/{run_id}/finish",
+    response_model=RunOut,
+    summary="Mark a run finished (or crashed)",
+    description="`status` is `finished` or `crashed`; `error` ({type, message}, optional) says "
+    "why a crashed run ended and is shown with the run. A run finished this way keeps its "
+    "status when late batches or heartbeats arrive (they are stored); only a run the server "
+    "marked `crashed` for lack of heartbeats goes back to `running` when it speaks again.",
+)
 def finish(run_id: RunId, body: FinishIn, db: DbDep) -> RunOut:
+    error = body.error.model_dump() if body.error is not None else None
     with db.write_session() as s:
-        return run_out(store.finish_run(s, run_id, body.status))
+        return run_out(store.finish_run(s, run_id, body.status, error))
 
 
 @router.delete("/{run_id}", status_code=204, summary="Delete a run and all its data")
