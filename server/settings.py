@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     live_poll_s: float = Field(
         default=0.5,
         gt=0,
-        description="SQLite: how often live streams look for changes made by other server "
-        "processes (changes in the same process wake them at once)",
+        description="SQLite: how often each server process looks for changes made by other "
+        "server processes, for all its live streams at once (changes in the same process "
+        "wake them at once)",
     )
     event_retention_s: float = Field(
         default=3600.0, gt=0, description="how long live-stream events are kept for resuming"
