@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -105,6 +108,19 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.refused:
             body["refused"] = exc.refused
         return JSONResponse(body, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        # the echoed input may hold what cannot be sent as UTF-8 (a lone surrogate) or be
+        # huge: escape it, and echo only short inputs
+        errors = []
+        for err in exc.errors():
+            err = dict(err)
+            if len(repr(err.get("input"))) > 200:
+                err.pop("input", None)
+            errors.append(err)
+        body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True, default=str)
+        return Response(body, status_code=422, media_type="application/json")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
