@@ -139,7 +139,7 @@ class SecurityMiddleware:
         self.token = token
         self.session = session_value(token) if token else None
         self.allowed = allowed
-        self.throttle = throttle or Throttle()
+        self.throttle = throttle if throttle is not None else Throttle()
         # host names a browser's Origin may carry besides the Host it asked for (a reverse
         # proxy may rewrite Host): FITSCOPE_ALLOWED_HOSTS and FITSCOPE_PUBLIC_URL's host
         self.origin_hosts = origin_hosts or set()
