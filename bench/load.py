@@ -364,7 +364,9 @@ def _writer(port: int, run_ids: list[str], rate: float, stop_at: float, out: dic
         body = json.dumps(
             {"batch_id": f"w{n}", "scalars": {"train/loss": {"steps": steps, "values": [1.0] * 10}}}
         ).encode()
-        status, _ = _request(conn, "POST", f"/api/v1/runs/{rid}/batches", body, gz=True)
+        status, _ = _request(
+            conn, "POST", f"/api/v1/runs/{rid}/batches", gzip.compress(body), gz=True
+        )
         out["writes"] += 1
         out["errors"] += status != 200
         n += 1
