@@ -116,22 +116,22 @@ class Database:
             s.commit()
         except (OperationalError, InterfaceError) as exc:
             # locked (SQLite), restarted or unreachable (PostgreSQL): the client should retry
-            _rollback(s)
+            self._rollback(s)
             self.last_outage = time.monotonic()
             raise DatabaseBusy(str(exc.orig)[:200]) from exc
         except DBAPIError as exc:
-            _rollback(s)
+            self._rollback(s)
             if exc.connection_invalidated:
                 self.last_outage = time.monotonic()
                 raise DatabaseBusy(str(exc.orig)[:200]) from exc
             raise
         except self._driver_errors as exc:
             # e.g. psycopg's AdminShutdown when PostgreSQL drops the connection mid-write
-            _rollback(s)
+            self._rollback(s)
             self.last_outage = time.monotonic()
             raise DatabaseBusy(str(exc)[:200]) from exc
         except BaseException:
-            _rollback(s)
+            self._rollback(s)
             raise
         finally:
             changed = s.info.pop("fitscope_changed", None)
@@ -139,6 +139,11 @@ class Database:
         if changed:
             for notify in self.on_commit:
                 notify(changed)
+
+    def _rollback(self, s: Session) -> None:
+        _rollback(s)
+        # ids cached by the rolled-back transaction (new series) may not exist: forget them
+        self.cache.clear()
 
     def dispose(self) -> None:
         self.engine.dispose()
