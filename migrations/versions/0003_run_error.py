@@ -15,10 +15,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("runs") as batch:
-        batch.add_column(sa.Column("error", sa.Text(), nullable=True))
+    # a plain ADD COLUMN on both backends (no table copy)
+    op.add_column("runs", sa.Column("error", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("runs") as batch:
-        batch.drop_column("error")
+    # not batch mode: on SQLite that copies and drops ``runs``, and dropping it would
+    # cascade to every series and point (SQLite 3.35+ drops a column in place)
+    op.execute("ALTER TABLE runs DROP COLUMN error")
