@@ -47,7 +47,15 @@ def list_runs(
     "",
     response_model=RunDetailOut,
     summary="Create a run (idempotent by id)",
-    responses={200: {"description": "the run already existed"}, 201: {"description": "created"}},
+    responses={
+        200: {"description": "the run already existed"},
+        201: {"description": "created"},
+        422: {
+            "description": "a name, project, host, argv or config that cannot be stored (a NUL "
+            "or lone surrogate, a config nested deeper than 64 levels or over 1 MiB): nothing "
+            "is saved"
+        },
+    },
 )
 def create_run(body: RunIn, db: DbDep, response: Response) -> RunDetailOut:
     config = dict(body.config)
@@ -66,7 +74,13 @@ def get_run(run_id: RunId, db: DbDep, settings: SettingsDep) -> RunDetailOut:
         return run_detail(store.get_run(s, run_id))
 
 
-@router.patch("/{run_id}", response_model=RunDetailOut, summary="Merge keys into a run's config")
+@router.patch(
+    "/{run_id}",
+    response_model=RunDetailOut,
+    summary="Merge keys into a run's config",
+    description="A config with a NUL or lone surrogate, nested too deep or too large (also "
+    "once merged) is a 422 and nothing is changed.",
+)
 def patch_run(run_id: RunId, body: RunPatchIn, db: DbDep) -> RunDetailOut:
     with db.write_session() as s:
         row = store.merge_config(s, run_id, body.config)
@@ -77,7 +91,15 @@ def patch_run(run_id: RunId, body: RunPatchIn, db: DbDep) -> RunDetailOut:
         return run_detail(row)
 
 
-@router.post("/{run_id}/heartbeat", status_code=204, summary="The training process is alive")
+@router.post(
+    "/{run_id}/heartbeat",
+    status_code=204,
+    summary="The training process is alive",
+    description="A run the server marked `crashed` for lack of heartbeats goes back to "
+    "`running`; a run its client finished (`finished` or `crashed`) keeps its status. Runs "
+    "are not marked crashed within the heartbeat timeout of the server's start or of its "
+    "database's last outage.",
+)
 def heartbeat(run_id: RunId, db: DbDep) -> Response:
     with db.write_session() as s:
         store.touch(s, run_id)
