@@ -40,7 +40,7 @@ from .webhook import Webhook
 
 log = logging.getLogger("fitscope.diagnosis")
 NOTIFY = ("warning", "critical")
-REPLAY_MAX_POINTS = 500_000  # a late batch for a larger run is stored, not re-diagnosed
+REPLAY_MAX_POINTS = 100_000  # a late batch for a larger run is stored, not re-diagnosed
 REPLAY_CHUNK = 256  # steps per engine call when replaying (about a batch's worth)
 
 
