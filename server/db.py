@@ -53,7 +53,12 @@ def make_engine(url: str, busy_timeout: float = 5.0) -> Engine:
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
             # a writer takes the write lock up front: a deferred transaction that reads and
             # then writes fails at once with "database is locked" when another wrote between
-            immediate = conn.get_execution_options().get("fitscope_write", False)
+            opts = conn.get_execution_options()
+            immediate = opts.get("fitscope_write", False)
+            if immediate:
+                # what is left of the write's whole wait (queue + lock) for SQLite's busy wait
+                ms = int(opts.get("fitscope_busy_ms", busy_ms))
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={max(1, ms)}")
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
@@ -65,9 +70,6 @@ class Database:
         self.url = url
         self.engine = make_engine(url, busy_timeout)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = sessionmaker(
-            self.engine.execution_options(fitscope_write=True), expire_on_commit=False
-        )
         # SQLite has one writer at a time; queueing our own threads on a lock is fairer and
         # quicker than SQLite's sleeping busy handler (other processes still use the latter)
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
@@ -98,12 +100,18 @@ class Database:
             with self._session(self.sessions) as s:
                 yield s
             return
-        # queued behind this process's other writers no longer than SQLite's own busy wait,
-        # so that the client gets its 503 (and retries) before its own timeout
+        # the whole wait (queued behind this process's other writers, then SQLite's busy wait
+        # for other processes) stays within busy_timeout, so that the client gets its 503 (and
+        # retries) before its own timeout
+        deadline = time.monotonic() + self.busy_timeout
         if not self._write_lock.acquire(timeout=self.busy_timeout):
             raise DatabaseBusy(f"another write held the database for {self.busy_timeout:g} s")
         try:
-            with self._session(self._writer) as s:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                raise DatabaseBusy(f"another write held the database for {self.busy_timeout:g} s")
+            bind = self.engine.execution_options(fitscope_write=True, fitscope_busy_ms=left_ms)
+            with self._session(sessionmaker(bind, expire_on_commit=False)) as s:
                 yield s
         finally:
             self._write_lock.release()
