@@ -1,17 +1,29 @@
 """Load test: many runs streaming into one server on loopback, bounded in count and time.
 
     python bench/load.py [--runs 32] [--seconds 60] [--rate 2] [--points 1000] [--db URL]
+    python bench/load.py --streams 1000 [--writes 0] [--seconds 20] [--db URL]
 
 Starts a real server (uvicorn subprocess, fresh SQLite file unless --db), then
 --runs sender threads each post --rate batches/s of --points points (gzip JSON,
 like the hook) for --seconds, while a prober reads the dashboard's endpoints.
 Prints points/s, ingest latency p50/p99, dashboard latency p50/p99, server CPU,
 and checks that every point was stored exactly once. Talks to 127.0.0.1 only.
+
+With --streams: the live-stream case. Opens that many idle server-sent-event
+streams (half on runs, one run each, half on the run list), then for --seconds
+posts --writes small batches per second round-robin to those runs while a prober
+reads /api/v1/health 20 times a second (before that, --seconds with the streams
+alone measure their idle cost). Prints the server's CPU (share of one core),
+health latency p50/p99/max and the events the streams received; exits 1
+when a target is missed (idle: < 5 % of a core and health p99 < 50 ms; with
+writes: health p99 < 100 ms) or a stream was lost.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gzip
 import http.client
 import json
@@ -224,6 +236,228 @@ def run_load(
         log.close()
 
 
+@dataclass
+class StreamResult:
+    streams: int
+    open_streams: int
+    writes_per_s: float
+    seconds: float
+    writes: int
+    write_errors: int
+    events: int
+    server_cpu_s: float  # during the probes (and writes)
+    idle_cpu_share: float  # before them: the open streams alone
+    health_ms: list[float] = field(default_factory=list)
+
+    def pct(self, q: float) -> float:
+        return LoadResult.pct(None, self.health_ms, q)  # type: ignore[arg-type]
+
+    @property
+    def cpu_share(self) -> float:
+        return self.server_cpu_s / self.seconds
+
+    def targets(self) -> list[tuple[str, bool]]:
+        p99 = self.pct(0.99)
+        out = [(f"all {self.streams} streams open throughout", self.open_streams == self.streams)]
+        if self.writes_per_s == 0:
+            out.append(("idle streams cost < 5% of a core", self.idle_cpu_share < 0.05))
+            out.append(("health p99 < 50 ms", p99 < 50))
+        else:
+            out.append(("health p99 < 100 ms", p99 < 100))
+            out.append(("the streams received the writes", self.events >= self.writes))
+        return out
+
+    def report(self) -> str:
+        lines = [
+            f"{self.streams} live streams ({self.open_streams} open at the end), "
+            f"{self.writes_per_s:g} writes/s for {self.seconds:.1f} s: {self.writes} writes "
+            f"({self.write_errors} errors), {self.events} events received",
+            f"server CPU with the streams idle: {100 * self.idle_cpu_share:.1f}% of one core; "
+            f"while probed{' and written' if self.writes_per_s else ''}: "
+            f"{100 * self.cpu_share:.1f}%",
+            f"health latency p50 {self.pct(0.5):.1f} ms, p99 {self.pct(0.99):.1f} ms, "
+            f"max {max(self.health_ms, default=float('nan')):.1f} ms ({len(self.health_ms)} reads)",
+        ]
+        lines += [f"  {'ok  ' if ok else 'MISS'} {what}" for what, ok in self.targets()]
+        return "\n".join(lines)
+
+
+async def _hold_stream(
+    port: int, path: str, opened: list[int], events: list[int], stop: asyncio.Event
+) -> None:
+    """One idle SSE client on a raw socket: counts the events it receives until ``stop``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b" 200 " not in head.split(b"\r\n", 1)[0]:
+            return
+        opened[0] += 1
+        try:
+            while not stop.is_set():
+                read = asyncio.ensure_future(reader.read(65536))
+                halt = asyncio.ensure_future(stop.wait())
+                done, _ = await asyncio.wait({read, halt}, return_when=asyncio.FIRST_COMPLETED)
+                halt.cancel()
+                if read not in done:
+                    read.cancel()
+                    break
+                chunk = read.result()
+                if not chunk:
+                    break
+                events[0] += chunk.count(b"\nevent: ")
+        finally:
+            opened[0] -= 1
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+def _stream_clients(
+    port: int, paths: list[str], ready: threading.Event, stop_at: float, state: dict
+) -> None:
+    """Open every stream (50 at a time), signal ``ready``, hold them until ``stop_at``."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        opened, events = [0], [0]
+        state["opened"], state["events"] = opened, events
+        tasks = []
+        for i in range(0, len(paths), 50):
+            tasks += [
+                asyncio.ensure_future(_hold_stream(port, p, opened, events, stop))
+                for p in paths[i : i + 50]
+            ]
+            deadline = time.monotonic() + 30
+            while opened[0] < min(i + 50, len(paths)) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        ready.set()
+        while time.monotonic() < stop_at:
+            await asyncio.sleep(0.1)
+        state["open_at_end"] = opened[0]
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+
+
+def _health_prober(port: int, stop_at: float, out: list[float]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    while time.monotonic() < stop_at:
+        t0 = time.monotonic()
+        _request(conn, "GET", "/api/v1/health")
+        out.append((time.monotonic() - t0) * 1000)
+        time.sleep(0.05)
+    conn.close()
+
+
+def _writer(port: int, run_ids: list[str], rate: float, stop_at: float, out: dict) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    n = 0
+    next_at = time.monotonic()
+    while rate > 0 and time.monotonic() < stop_at:
+        rid = run_ids[n % len(run_ids)]
+        steps = list(range(n * 10, n * 10 + 10))
+        body = json.dumps(
+            {"batch_id": f"w{n}", "scalars": {"train/loss": {"steps": steps, "values": [1.0] * 10}}}
+        ).encode()
+        status, _ = _request(
+            conn, "POST", f"/api/v1/runs/{rid}/batches", gzip.compress(body), gz=True
+        )
+        out["writes"] += 1
+        out["errors"] += status != 200
+        n += 1
+        next_at += 1.0 / rate
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    conn.close()
+
+
+def run_streams(
+    streams: int,
+    writes_per_s: float,
+    seconds: float,
+    db_url: str | None = None,
+    workdir: Path | None = None,
+) -> StreamResult:
+    """The live-stream case; always stops the server and every client."""
+    tmp = Path(workdir or tempfile.mkdtemp(prefix="fitscope-streams-"))
+    db_url = db_url or f"sqlite:///{tmp / 'load.db'}"
+    port = free_port()
+    env = dict(os.environ, FITSCOPE_DIR=str(tmp), FITSCOPE_MAX_STREAMS=str(streams + 10))
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fitscope.cli", "serve", "--port", str(port), "--db", db_url],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_healthy(port, server)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        run_ids = [uuid.uuid4().hex for _ in range(max(1, streams // 2))]
+        for r in run_ids:
+            _request(conn, "POST", "/api/v1/runs", json.dumps({"id": r, "name": "s"}).encode())
+        conn.close()
+        paths = [f"/api/v1/runs/{r}/events" for r in run_ids]
+        paths += ["/api/v1/events/runs"] * (streams - len(paths))
+        ready = threading.Event()
+        state: dict = {}
+        open_until = time.monotonic() + 30 + streams * 0.1 + seconds
+        clients = threading.Thread(
+            target=_stream_clients, args=(port, paths, ready, open_until, state), daemon=True
+        )
+        clients.start()
+        ready.wait(30 + streams * 0.1)
+        time.sleep(2.0)  # let the openings settle
+        # phase 1: nothing but the open streams, for the idle cost
+        cpu0 = _cpu_seconds(server.pid)
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        idle_cpu = (_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
+        # phase 2: health probes (and writes), for latency
+        events0 = state["events"][0]
+        cpu0 = _cpu_seconds(server.pid)
+        t0 = time.monotonic()
+        stop_at = t0 + seconds
+        health: list[float] = []
+        wout = {"writes": 0, "errors": 0}
+        threads = [
+            threading.Thread(target=_health_prober, args=(port, stop_at, health)),
+            threading.Thread(target=_writer, args=(port, run_ids, writes_per_s, stop_at, wout)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(seconds + 60)
+        elapsed = time.monotonic() - t0
+        cpu = _cpu_seconds(server.pid) - cpu0
+        time.sleep(1.0)  # the last writes' events
+        opened = state["opened"][0]
+        events = state["events"][0] - events0
+        return StreamResult(
+            streams,
+            opened,
+            writes_per_s,
+            elapsed,
+            wout["writes"],
+            wout["errors"],
+            events,
+            cpu,
+            idle_cpu,
+            health,
+        )
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
 def free_port() -> int:
     import socket
 
@@ -253,7 +487,15 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=2.0, help="batches per second per run")
     p.add_argument("--points", type=int, default=1000, help="points per batch")
     p.add_argument("--db", default=None, help="SQLAlchemy URL (default: a fresh SQLite file)")
+    p.add_argument(
+        "--streams", type=int, default=0, help="the live-stream case: this many SSE streams"
+    )
+    p.add_argument("--writes", type=float, default=0.0, help="with --streams: batches per second")
     a = p.parse_args()
+    if a.streams:
+        res = run_streams(a.streams, a.writes, a.seconds, a.db)
+        print(res.report())
+        sys.exit(0 if all(ok for _, ok in res.targets()) else 1)
     result = run_load(a.runs, a.seconds, a.rate, a.points, a.db)
     print(result.report())
     print(

@@ -23,6 +23,7 @@ def _server_missing() -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     try:
         import uvicorn
+        from sqlalchemy.engine import make_url
 
         from fitscope_server import Settings, create_app, migrate
         from fitscope_server.db import make_engine
@@ -50,7 +51,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         demo = subprocess.Popen(
             [sys.executable, "-m", "fitscope.demo", "--url", url, "--parent", str(os.getpid())]
         )
-    print(f"fitscope: dashboard at {url}/  (database: {settings.database_url()})", flush=True)
+    shown = make_url(settings.database_url()).render_as_string(hide_password=True)
+    print(f"fitscope: dashboard at {url}/  (database: {shown})", flush=True)
     try:
         uvicorn.run(
             target,  # type: ignore[arg-type]

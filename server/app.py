@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,9 +26,10 @@ from .diagnosis import Diagnoser, Webhook
 from .login import mount_login
 from .middleware import BodyMiddleware
 from .schemas import BatchIn
-from .security import SecurityMiddleware
+from .security import SecurityMiddleware, allowed_hosts, configured_hosts
 from .settings import Settings
 from .storage import RunNotFound
+from .throttle import Throttle
 from .web import mount_web
 
 
@@ -67,6 +71,7 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     app.state.db = db
     app.state.hub = hub
     app.state.diagnoser = diagnoser
+    app.state.throttle = throttle = Throttle()
     for module in (health, runs, catalog, ingest, series, export, alerts, events):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     _add_error_handlers(app)
@@ -74,7 +79,13 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     mount_web(app)
     # added last = outermost: security headers and auth wrap everything, the body limit comes next
     app.add_middleware(BodyMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityMiddleware, token=settings.token)
+    app.add_middleware(
+        SecurityMiddleware,
+        token=settings.token,
+        allowed=allowed_hosts(settings.allowed_hosts, settings.public_url, settings.token),
+        throttle=throttle,
+        origin_hosts=configured_hosts(settings.allowed_hosts, settings.public_url),
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -93,7 +104,23 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BadBatch)
     async def _bad_batch(_: Request, exc: BadBatch) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+        body: dict = {"detail": str(exc)}
+        if exc.refused:
+            body["refused"] = exc.refused
+        return JSONResponse(body, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        # the echoed input may hold what cannot be sent as UTF-8 (a lone surrogate) or be
+        # huge: escape it, and echo only short inputs
+        errors = []
+        for err in exc.errors():
+            err = dict(err)
+            if len(repr(err.get("input"))) > 200:
+                err.pop("input", None)
+            errors.append(err)
+        body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True, default=str)
+        return Response(body, status_code=422, media_type="application/json")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -2,12 +2,16 @@
 
 Every write that matters records an event row (``storage/events.py``).  Streams
 sleep on an ``asyncio.Event`` per subscription and, when woken, read the event
-rows after their cursor.  What wakes them:
+rows after their cursor.  A stream is woken only for its own run (run-list
+streams: only for run-level changes), never polled.  What wakes them, once per
+server process for all its streams:
 
 - in this process: ``Database.on_commit`` calls :meth:`Hub.wake` after each commit;
 - other processes on PostgreSQL: ``LISTEN`` on the channel that each recording
   transaction ``pg_notify``\\ s (delivered at commit), one connection per process;
-- other processes on SQLite (no notifications there): a short poll, ``live_poll_s``.
+- other processes on SQLite (no notifications there): :func:`feed`, one query for
+  new event rows every ``live_poll_s`` while any stream is open (on PostgreSQL it
+  runs every few seconds, in case a notification was lost).
 
 Also here: the sweeper that marks runs without a heartbeat as crashed (so that
 streams and lists show it without anyone asking) and prunes old events.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
@@ -30,7 +35,7 @@ from .storage import events, runs
 from .storage.runs import utcnow
 
 log = logging.getLogger("fitscope.live")
-ALL = "*"  # subscription key of the run-list streams
+ALL = events.ALL  # subscription key of the run-list streams
 
 
 class Hub:
@@ -53,7 +58,8 @@ class Hub:
             loop.call_soon_threadsafe(self._wake, list(run_ids))
 
     def _wake(self, run_ids: list[str]) -> None:
-        for rid in [*run_ids, ALL]:
+        # ``ALL`` (the run-list streams) is among the ids when a run-level change happened
+        for rid in run_ids:
             for ev in self._waiters.get(rid, ()):
                 ev.set()
 
@@ -73,6 +79,9 @@ class Hub:
     def subscribers(self) -> int:
         return sum(len(v) for v in self._waiters.values())
 
+    def wake_all(self) -> None:
+        self.wake(list(self._waiters))
+
 
 def libpq_url(sqlalchemy_url: str) -> str:
     """``postgresql+psycopg://…`` as a plain libpq URL for psycopg."""
@@ -91,7 +100,7 @@ async def listen_postgres(url: str, hub: Hub, retry_s: float = 1.0) -> None:
             async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {events.CHANNEL}")
                 hub.listening = True
-                hub.wake(list(hub._waiters))
+                hub.wake_all()
                 async for note in conn.notifies():
                     hub.wake([note.payload])
         except asyncio.CancelledError:
@@ -103,8 +112,56 @@ async def listen_postgres(url: str, hub: Hub, retry_s: float = 1.0) -> None:
         await asyncio.sleep(retry_s)
 
 
+PG_SAFETY_POLL_S = 5.0  # with LISTEN up, look for new events only in case one was missed
+FEED_ROWS = 5000
+
+
+def _changes(db: Database, after: int | None) -> tuple[int, set[str], bool]:
+    """(newest event id, the topics to wake for events after ``after``, more waiting);
+    ``after`` None: only the newest id."""
+    with db.session() as s:
+        if after is None:
+            return events.last_id(s), set(), False
+        rows = events.changes(s, after, FEED_ROWS)
+    if not rows:
+        return after, set(), False
+    topics = {run_id for _, run_id, _ in rows}
+    if any(kind in events.RUN_KINDS for _, _, kind in rows):
+        topics.add(ALL)
+    return rows[-1][0], topics, len(rows) == FEED_ROWS
+
+
+async def feed(db: Database, hub: Hub, poll_s: float) -> None:
+    """The process's one look at the change feed for writes by other processes: wakes the
+    streams of the runs that changed (instead of every stream polling by itself)."""
+    last: int | None = None
+    while True:
+        await asyncio.sleep(PG_SAFETY_POLL_S if hub.listening else poll_s)
+        if not hub.subscribers():
+            last = None  # nobody to wake; start from the newest event when someone comes
+            continue
+        try:
+            if last is None:
+                # streams that opened while nobody was counting: let each read from its cursor
+                last, _, _ = await run_in_threadpool(_changes, db, None)
+                hub.wake_all()
+                continue
+            more = True
+            while more:
+                last, topics, more = await run_in_threadpool(_changes, db, last)
+                if topics:
+                    hub.wake(topics)
+        except Exception as exc:  # noqa: BLE001 - the database is away: try again later
+            log.debug("fitscope: change feed: %s", exc)
+
+
 def mark_crashed(db: Database, timeout_s: float) -> list[str]:
-    """Mark runs silent for ``timeout_s`` as crashed (a write only when one is due)."""
+    """Mark runs silent for ``timeout_s`` as crashed (a write only when one is due).
+
+    Not within ``timeout_s`` of this process's start or of the database's last outage: a
+    heartbeat could not have arrived then, so silence is no sign of a crash."""
+    if time.monotonic() - db.last_outage < timeout_s:
+        return []
     with db.session() as s:
         due = runs.crash_due(s, timeout_s)
     if not due:
@@ -135,7 +192,10 @@ async def running(db: Database, settings: Settings, hub: Hub) -> AsyncIterator[N
     """Start the hub and its background tasks for the app's lifetime."""
     hub.bind(asyncio.get_running_loop())
     db.on_commit.append(hub.wake)
-    tasks = [asyncio.create_task(sweeper(db, settings))]
+    tasks = [
+        asyncio.create_task(sweeper(db, settings)),
+        asyncio.create_task(feed(db, hub, settings.live_poll_s)),
+    ]
     if db.dialect == "postgresql":
         tasks.append(asyncio.create_task(listen_postgres(libpq_url(db.url), hub)))
     try:

@@ -25,6 +25,8 @@ def mount_login(app: FastAPI, token: str | None) -> None:
         form = urllib.parse.parse_qs((await request.body()).decode(errors="replace")[:4096])
         given = (form.get("token") or [""])[0]
         if not hmac.compare_digest(given.encode(), token.encode()):
+            # counts toward the client's lockout (security.py answers 429 while it lasts)
+            request.app.state.throttle.failed(request.client.host if request.client else "?")
             return RedirectResponse("/login?failed=1", status_code=303)
         resp = RedirectResponse("/", status_code=303)
         resp.set_cookie(

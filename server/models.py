@@ -46,6 +46,8 @@ class RunRow(Base):
     notes: Mapped[str] = mapped_column(Text, default="", server_default="")
     # the highest step of any of its scalar series (kept at ingest, for the runs table)
     last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # JSON {"type", "message"} from the client's finish (an uncaught exception), else NULL
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SeriesRow(Base):

@@ -6,13 +6,63 @@ Float arrays in answers use the wire encoding: non-finite values are the strings
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+
+from fitscope._wire import encode_float
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 WireFloat = float | Literal["NaN", "Infinity", "-Infinity"]
+MAX_CONFIG_DEPTH = 64  # JSON encoders (orjson, pydantic) stop at a few hundred levels
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def clean_text(v: str, where: str) -> str:
+    """Refuse what a database cannot store or a JSON encoder cannot send back: NUL (PostgreSQL
+    text) and lone surrogates (not UTF-8)."""
+    i = v.find("\x00")
+    if i >= 0:
+        raise ValueError(f"{where} contains a NUL character at position {i}")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{where} contains a lone surrogate U+{ord(v[exc.start]):04X} at position {exc.start}"
+        ) from None
+    return v
+
+
+def clean_config(obj: Any, where: str = "config", depth: int = 0) -> Any:
+    """A config safe to store and to send back: nested at most ``MAX_CONFIG_DEPTH`` levels, no
+    NUL or lone surrogate in any key or string, non-finite floats as their wire strings."""
+    if depth > MAX_CONFIG_DEPTH:
+        raise ValueError(f"{where}: nested deeper than {MAX_CONFIG_DEPTH} levels")
+    if isinstance(obj, dict):
+        return {
+            clean_text(str(k), f"{where}: key {str(k)[:40]!r}"): clean_config(
+                v, f"{where}.{str(k)[:40]}", depth + 1
+            )
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [clean_config(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj)]
+    if isinstance(obj, str):
+        return clean_text(obj, where)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return encode_float(obj)
+    return obj
+
+
+def checked_config(config: dict[str, Any], what: str = "config") -> dict[str, Any]:
+    cleaned = clean_config(config, what)
+    size = len(json.dumps(cleaned, ensure_ascii=True))
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{what} is {size} bytes as JSON; at most {MAX_CONFIG_BYTES} are allowed")
+    return cleaned
 
 
 Tag = Annotated[
@@ -27,18 +77,39 @@ class RunIn(BaseModel):
     project: str = Field(default="default", min_length=1, max_length=200)
     name: str = Field(min_length=1, max_length=200)
     config: dict[str, Any] = Field(
-        default_factory=dict, description="hyperparameters and captured settings"
+        default_factory=dict,
+        description=f"hyperparameters and captured settings: nested at most {MAX_CONFIG_DEPTH} "
+        f"levels, at most {MAX_CONFIG_BYTES} bytes as JSON, no NUL or lone surrogate in any "
+        "string (name, project, host and argv likewise); else 422 and nothing is stored",
     )
     host: str | None = Field(default=None, max_length=200)
     argv: list[str] | None = Field(default=None, max_length=50)
     tags: list[Tag] = Field(default_factory=list, max_length=32, description="labels of the run")
+
+    @field_validator("project", "name", "host")
+    @classmethod
+    def _text(cls, v: str | None, info: Any) -> str | None:
+        return None if v is None else clean_text(v, info.field_name)
+
+    @field_validator("argv")
+    @classmethod
+    def _argv(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [clean_text(a, f"argv[{i}]") for i, a in enumerate(v)]
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return checked_config(v)
 
 
 class RunPatchIn(BaseModel):
     """Every field is optional; the ones given are changed."""
 
     config: dict[str, Any] | None = Field(
-        default=None, description="merged into the run's config (top-level keys replaced)"
+        default=None,
+        description="merged into the run's config (top-level keys replaced); nested at most "
+        f"{MAX_CONFIG_DEPTH} levels, no NUL or lone surrogate, at most {MAX_CONFIG_BYTES} bytes "
+        "as JSON once merged (else 422, and nothing is changed)",
     )
     name: str | None = Field(default=None, min_length=1, max_length=200, description="rename")
     tags: list[Tag] | None = Field(
@@ -46,9 +117,37 @@ class RunPatchIn(BaseModel):
     )
     notes: str | None = Field(default=None, max_length=10_000, description="free text")
 
+    @field_validator("config")
+    @classmethod
+    def _config(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if v is None else checked_config(v)
+
+    @field_validator("name", "notes")
+    @classmethod
+    def _text(cls, v: str | None, info: Any) -> str | None:
+        return None if v is None else clean_text(v, info.field_name)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [clean_text(t, f"tags[{i}]") for i, t in enumerate(v)]
+
+
+class ErrorIn(BaseModel):
+    type: str = Field(max_length=200, description="the exception's type, e.g. ValueError")
+    message: str = Field(max_length=4000, description="the exception's message")
+
+    @field_validator("type", "message")
+    @classmethod
+    def _text(cls, v: str, info: Any) -> str:
+        return clean_text(v, f"error.{info.field_name}")
+
 
 class FinishIn(BaseModel):
     status: Literal["finished", "crashed"] = "finished"
+    error: ErrorIn | None = Field(
+        default=None, description="why the run ended, for a crashed run (optional)"
+    )
 
 
 class RunOut(BaseModel):
@@ -64,6 +163,11 @@ class RunOut(BaseModel):
     notes: str = ""
     last_step: int | None = Field(
         default=None, description="the highest step of any of its series (null: no points yet)"
+    )
+    error: dict[str, str] | None = Field(
+        default=None,
+        description="{type, message} sent by the client's finish (an uncaught exception); "
+        "null otherwise",
     )
 
 
@@ -142,6 +246,10 @@ class AlertBrief(BaseModel):
 class BatchOut(BaseModel):
     stored: int = Field(description="points stored from this batch (0 for a duplicate)")
     duplicate: bool
+    refused: dict[str, str] = Field(
+        default_factory=dict,
+        description="keys left out of this batch, each with the reason; the rest was stored",
+    )
     alerts: list[AlertBrief] = Field(
         default_factory=list, description="open warnings and criticals of the run"
     )

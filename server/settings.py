@@ -27,9 +27,22 @@ class Settings(BaseSettings):
         "every read and write needs it; never logged",
     )
     db_busy_timeout: float = Field(
-        default=15.0,
-        description="seconds a write waits for a locked "
-        "SQLite database before answering 503 (the hook then retries)",
+        default=5.0,
+        gt=0,
+        description="seconds a write waits for a locked SQLite database before answering "
+        "503 + Retry-After (the hook then retries); keep it below the hook's 10 s timeout",
+    )
+    allowed_hosts: str | None = Field(
+        default=None,
+        description="FITSCOPE_ALLOWED_HOSTS: comma-separated host names the server answers to "
+        "besides IP addresses, localhost and FITSCOPE_PUBLIC_URL's host ('*': any). Unset: "
+        "only those without a token, any with one. Guards against DNS rebinding",
+    )
+    max_streams: int = Field(
+        default=2000,
+        ge=0,
+        description="FITSCOPE_MAX_STREAMS: open live streams per server process; more are "
+        "answered 503 + Retry-After",
     )
     max_body_bytes: int = Field(
         default=32 * 1024 * 1024, description="largest accepted request body"
@@ -57,8 +70,9 @@ class Settings(BaseSettings):
     live_poll_s: float = Field(
         default=0.5,
         gt=0,
-        description="SQLite: how often live streams look for changes made by other server "
-        "processes (changes in the same process wake them at once)",
+        description="SQLite: how often each server process looks for changes made by other "
+        "server processes, for all its live streams at once (changes in the same process "
+        "wake them at once)",
     )
     event_retention_s: float = Field(
         default=3600.0, gt=0, description="how long live-stream events are kept for resuming"

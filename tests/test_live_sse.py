@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -202,3 +203,72 @@ def test_events_reach_streams_on_another_worker(db_url, tmp_path):
         srv.stop()
     log = srv.log.read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_open_streams_are_capped_with_a_503(sqlite_url, tmp_path):
+    srv = Server(sqlite_url, tmp_path, max_streams=2).start()
+    streams: list[SSEStream] = []
+    try:
+        srv.post("/api/v1/runs", {"id": "c", "name": "cap"})
+        for url in (f"{srv.url}/api/v1/runs/c/events", f"{srv.url}/api/v1/events/runs"):
+            streams.append(SSEStream(url))
+            assert streams[-1].status == 200
+        streams[0].next("run")
+        r = httpx.get(f"{srv.url}/api/v1/runs/c/events", timeout=10)
+        assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
+        assert "FITSCOPE_MAX_STREAMS" in r.json()["detail"]
+        assert httpx.get(f"{srv.url}/api/v1/runs", timeout=10).status_code == 200
+        streams.pop(0).close()
+        for _ in range(100):  # the server notices the closed stream
+            probe = SSEStream(f"{srv.url}/api/v1/runs/c/events")
+            if probe.status == 200:
+                streams.append(probe)
+                break
+            probe.close()
+            time.sleep(0.1)
+        else:
+            pytest.fail("a closed stream's place was never freed")
+    finally:
+        for s in streams:
+            s.close()
+        srv.stop()
+
+
+def test_a_write_wakes_only_the_streams_that_show_it():
+    """One change feed per process: a run's points wake that run's streams; the run-list
+    streams wake only for run-level changes (created, status, deleted)."""
+    import asyncio
+
+    from fitscope_server.live import ALL, Hub
+    from fitscope_server.storage import events
+
+    async def main() -> None:
+        hub = Hub()
+        hub.bind(asyncio.get_running_loop())
+        with hub.subscribe("a") as a, hub.subscribe("b") as b, hub.subscribe(ALL) as lst:
+            changed: set[str] = set()
+            for kind in ("points", "alerts", "histograms"):
+                changed |= _changed_by(events, "a", kind)
+            hub.wake(changed)
+            await asyncio.sleep(0.05)
+            assert a.is_set() and not b.is_set() and not lst.is_set()
+            a.clear()
+            hub.wake(_changed_by(events, "b", "run"))
+            await asyncio.sleep(0.05)
+            assert b.is_set() and lst.is_set() and not a.is_set()
+
+    asyncio.run(main())
+
+
+def _changed_by(events, run_id: str, kind: str) -> set[str]:  # type: ignore[no-untyped-def]
+    """The wake-up topics a transaction recording one event of ``kind`` hands to the hub."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from fitscope_server.models import Base
+
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        events.record(s, run_id, kind)
+        return set(s.info["fitscope_changed"])

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_runs_table"
-down_revision = "0003_diagnosis_state"
+down_revision = "0003_run_error"
 branch_labels = None
 depends_on = None
 

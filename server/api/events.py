@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -39,8 +39,9 @@ router = APIRouter(tags=["live"])
 
 WORKER = str(os.getpid())
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
-PG_SAFETY_POLL_S = 5.0  # with LISTEN up, poll only in case a notification was lost
+BUSY_RETRY_S = 1.0  # a read that found the database busy is tried again after this
 BATCH = 200  # events read per round
+MAX_EVENT_ID = 2**63 - 1
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Fitscope-Worker": WORKER}
 
 Fetch = Callable[[int], tuple[list[bytes], int, bool, bool]]
@@ -161,25 +162,41 @@ def _cursor(db: Database, since: int | None, last_event_id: str | None) -> int:
     if since is not None:
         return since
     if last_event_id and last_event_id.strip().isdigit():
-        return int(last_event_id.strip())
+        digits = last_event_id.strip()
+        if len(digits) > 19 or int(digits) > MAX_EVENT_ID:
+            raise HTTPException(400, f"Last-Event-ID is not an event id (over {MAX_EVENT_ID})")
+        return int(digits)
     with db.session() as s:
         return events.last_id(s)
 
 
 async def _follow(
-    fetch: Fetch, hub: Hub, topic: str, cursor: int, poll_s: float, first: list[bytes]
+    fetch: Fetch, hub: Hub, topic: str, cursor: int, first: list[bytes]
 ) -> AsyncIterator[bytes]:
+    """Send what changed after ``cursor`` each time ``topic`` is woken (see ``live.py``: one
+    change feed per process wakes the streams of the runs that changed; no stream polls)."""
     yield b"retry: 1000\n\n"
     for m in first:
         yield m
     sent = time.monotonic()
     with hub.subscribe(topic) as woken:
+        woken.set()  # read once: something may have happened since the cursor
         while True:
+            try:
+                await asyncio.wait_for(woken.wait(), KEEPALIVE_S)
+            except asyncio.TimeoutError:
+                pass
+            if not woken.is_set():
+                yield b": keepalive\n\n"
+                sent = time.monotonic()
+                continue
             woken.clear()  # before reading: a wake-up during the read is not lost
             try:
                 msgs, cursor, done, more = await run_in_threadpool(fetch, cursor)
             except DatabaseBusy:
-                msgs, done, more = [], False, False
+                await asyncio.sleep(BUSY_RETRY_S)
+                woken.set()
+                continue
             for m in msgs:
                 yield m
             if msgs:
@@ -187,15 +204,20 @@ async def _follow(
             if done:
                 return
             if more:
-                continue
-            wait = poll_s if not hub.listening else PG_SAFETY_POLL_S
-            try:
-                await asyncio.wait_for(woken.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
-            if time.monotonic() - sent > KEEPALIVE_S:
+                woken.set()
+            elif time.monotonic() - sent > KEEPALIVE_S:
                 yield b": keepalive\n\n"
                 sent = time.monotonic()
+
+
+def _check_capacity(hub: Hub, limit: int) -> None:
+    if hub.subscribers() >= limit:
+        raise HTTPException(
+            503,
+            f"this server process has {limit} live streams open (FITSCOPE_MAX_STREAMS); "
+            "retry later",
+            headers={"Retry-After": "5"},
+        )
 
 
 def _initial_run(db: Database, run_id: str, cursor: int) -> list[bytes]:
@@ -207,8 +229,9 @@ def _initial_run(db: Database, run_id: str, cursor: int) -> list[bytes]:
 @router.get(
     "/api/v1/runs/{run_id}/events",
     summary="Live stream of a run (server-sent events)",
-    description="Events `points`, `histograms`, `alerts`, `run`, `deleted`; resume with "
-    "`Last-Event-ID` or `?since=`.",
+    description="Events `points`, `histograms`, `alerts`, `run` (RunOut, with `error`), "
+    "`deleted`; resume with `Last-Event-ID` or `?since=` (an id over 2^63-1 is a 400). "
+    "Past `FITSCOPE_MAX_STREAMS` open streams in the server process: 503 + Retry-After.",
     response_class=StreamingResponse,
 )
 async def run_events(
@@ -216,17 +239,20 @@ async def run_events(
     request: Request,
     db: DbDep,
     settings: SettingsDep,
-    since: int | None = Query(default=None, ge=0, description="resume after this event id"),
+    since: int | None = Query(
+        default=None, ge=0, le=MAX_EVENT_ID, description="resume after this event id"
+    ),
     last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
 ) -> StreamingResponse:
     hub: Hub = request.app.state.hub
+    _check_capacity(hub, settings.max_streams)
     cursor = await run_in_threadpool(_cursor, db, since, last_event_id)
     first = await run_in_threadpool(_initial_run, db, run_id, cursor)
 
     def fetch(c: int) -> tuple[list[bytes], int, bool, bool]:
         return run_messages(db, run_id, c)
 
-    stream = _follow(fetch, hub, run_id, cursor, settings.live_poll_s, first)
+    stream = _follow(fetch, hub, run_id, cursor, first)
     return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
 
 
@@ -234,21 +260,25 @@ async def run_events(
     "/api/v1/events/runs",
     summary="Live stream of the run list (server-sent events)",
     description="Events `runs` [RunOut] for new or changed runs and `deleted` {id}; resume with "
-    "`Last-Event-ID` or `?since=`.",
+    "`Last-Event-ID` or `?since=` (an id over 2^63-1 is a 400). Past `FITSCOPE_MAX_STREAMS` "
+    "open streams in the server process: 503 + Retry-After.",
     response_class=StreamingResponse,
 )
 async def runs_events(
     request: Request,
     db: DbDep,
     settings: SettingsDep,
-    since: int | None = Query(default=None, ge=0, description="resume after this event id"),
+    since: int | None = Query(
+        default=None, ge=0, le=MAX_EVENT_ID, description="resume after this event id"
+    ),
     last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
 ) -> StreamingResponse:
     hub: Hub = request.app.state.hub
+    _check_capacity(hub, settings.max_streams)
     cursor = await run_in_threadpool(_cursor, db, since, last_event_id)
 
     def fetch(c: int) -> tuple[list[bytes], int, bool, bool]:
         return list_messages(db, c)
 
-    stream = _follow(fetch, hub, ALL, cursor, settings.live_poll_s, [])
+    stream = _follow(fetch, hub, ALL, cursor, [])
     return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)

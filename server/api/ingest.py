@@ -31,9 +31,16 @@ WORKER = str(os.getpid())
     summary="Append a batch of points to a run",
     description=(
         "Scalars as columns `{key: {steps, values}}` and histograms; non-finite floats as the strings "
-        "`NaN`, `Infinity`, `-Infinity`. The body may be gzip-compressed. The whole batch is validated "
-        "before anything is stored; a batch whose `batch_id` was already stored is acknowledged "
-        "and not stored again."
+        "`NaN`, `Infinity`, `-Infinity`. The body may be gzip-compressed (every gzip member is "
+        "decoded; trailing bytes that are not gzip are a 400). Each series is validated before "
+        "anything is stored: a series whose key is not acceptable (empty, over 250 characters, "
+        "a control character or lone surrogate, a key of the other kind) or whose data is "
+        "malformed is left out and named in `refused` (`{key: reason}`) while the rest is "
+        "stored (200). A batch that is malformed as a whole, or in which every series is "
+        "refused, is a 422 (or 400) whose `detail` says why (and `refused` lists the keys). "
+        "A batch whose `batch_id` was already stored is acknowledged and not stored again. "
+        "Points for a run that is finished, or crashed by its own client, are stored but do "
+        "not change its status."
     ),
     openapi_extra={
         "requestBody": {
@@ -83,6 +90,7 @@ def _store(db: Database, run_id: str, batch: Batch, diagnoser: Diagnoser | None 
         out = {
             "stored": stored.points,
             "duplicate": stored.duplicate,
+            "refused": dict(batch.refused),
             "alerts": [
                 {
                     "id": a.id,

@@ -6,13 +6,22 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints
 
 from ..live import mark_crashed
 from ..models import RunRow
-from ..schemas import FinishIn, RunDetailOut, RunIn, RunListOut, RunOut, RunPatchIn, WireFloat
+from ..schemas import (
+    FinishIn,
+    RunDetailOut,
+    RunIn,
+    RunListOut,
+    RunOut,
+    RunPatchIn,
+    WireFloat,
+    checked_config,
+)
 from ..storage import points
 from ..storage import runs as store
 from ..storage import runs_table as table
@@ -35,6 +44,7 @@ def run_out(row: RunRow) -> RunOut:
         tags=table.load_tags(row.tags),
         notes=row.notes or "",
         last_step=row.last_step,
+        error=store.load_error(row.error),
     )
 
 
@@ -165,7 +175,15 @@ def list_runs(
     "",
     response_model=RunDetailOut,
     summary="Create a run (idempotent by id)",
-    responses={200: {"description": "the run already existed"}, 201: {"description": "created"}},
+    responses={
+        200: {"description": "the run already existed"},
+        201: {"description": "created"},
+        422: {
+            "description": "a name, project, host, argv or config that cannot be stored (a NUL "
+            "or lone surrogate, a config nested deeper than 64 levels or over 1 MiB): nothing "
+            "is saved"
+        },
+    },
 )
 def create_run(body: RunIn, db: DbDep, response: Response) -> RunDetailOut:
     config = dict(body.config)
@@ -191,12 +209,18 @@ def get_run(run_id: RunId, db: DbDep, settings: SettingsDep) -> RunDetailOut:
     "/{run_id}",
     response_model=RunDetailOut,
     summary="Change a run: merge keys into its config, rename it, set its tags or notes",
+    description="A config with a NUL or lone surrogate, nested too deep or too large (also "
+    "once merged) is a 422 and nothing is changed.",
 )
 def patch_run(run_id: RunId, body: RunPatchIn, db: DbDep) -> RunDetailOut:
     with db.write_session() as s:
         row = store.get_run(s, run_id)
         if body.config is not None:
             row = store.merge_config(s, run_id, body.config)
+            try:  # the merged config must fit too; raising here rolls the merge back
+                checked_config(store.load_config(row.config))
+            except ValueError as exc:
+                raise HTTPException(422, f"merged config refused: {exc}") from None
         try:
             row = table.set_meta(s, run_id, name=body.name, tags=body.tags, notes=body.notes)
         except ValueError as exc:
@@ -204,17 +228,34 @@ def patch_run(run_id: RunId, body: RunPatchIn, db: DbDep) -> RunDetailOut:
         return run_detail(row, last_time(s, run_id))
 
 
-@router.post("/{run_id}/heartbeat", status_code=204, summary="The training process is alive")
+@router.post(
+    "/{run_id}/heartbeat",
+    status_code=204,
+    summary="The training process is alive",
+    description="A run the server marked `crashed` for lack of heartbeats goes back to "
+    "`running`; a run its client finished (`finished` or `crashed`) keeps its status. Runs "
+    "are not marked crashed within the heartbeat timeout of the server's start or of its "
+    "database's last outage.",
+)
 def heartbeat(run_id: RunId, db: DbDep) -> Response:
     with db.write_session() as s:
         store.touch(s, run_id)
     return Response(status_code=204)
 
 
-@router.post("/{run_id}/finish", response_model=RunOut, summary="Mark a run finished (or crashed)")
+@router.post(
+    "/{run_id}/finish",
+    response_model=RunOut,
+    summary="Mark a run finished (or crashed)",
+    description="`status` is `finished` or `crashed`; `error` ({type, message}, optional) says "
+    "why a crashed run ended and is shown with the run. A run finished this way keeps its "
+    "status when late batches or heartbeats arrive (they are stored); only a run the server "
+    "marked `crashed` for lack of heartbeats goes back to `running` when it speaks again.",
+)
 def finish(run_id: RunId, body: FinishIn, db: DbDep) -> RunOut:
+    error = body.error.model_dump() if body.error is not None else None
     with db.write_session() as s:
-        return run_out(store.finish_run(s, run_id, body.status))
+        return run_out(store.finish_run(s, run_id, body.status, error))
 
 
 @router.delete("/{run_id}", status_code=204, summary="Delete a run and all its data")

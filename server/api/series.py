@@ -11,6 +11,7 @@ import time
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from ..decode import MAX_STEP
 from ..jsonout import JSONOut, wire
 from ..reduce import reduce_points, reduce_units
 from ..schemas import HistogramsOut, KeyOut, SeriesOut
@@ -65,9 +66,9 @@ def get_series(
     db: DbDep,
     key: str = Query(min_length=1, max_length=250),
     max_points: int | None = Query(default=None, ge=2, le=1_000_000),
-    start: int | None = Query(default=None, ge=0),
-    end: int | None = Query(default=None, ge=0),
-    after: int | None = Query(default=None, ge=-1),
+    start: int | None = Query(default=None, ge=0, le=MAX_STEP),
+    end: int | None = Query(default=None, ge=0, le=MAX_STEP),
+    after: int | None = Query(default=None, ge=-1, le=MAX_STEP),
     with_time: bool = Query(
         default=False,
         description="add `time`: the Unix time (s) of each step, interpolated from `time/wall`",
@@ -146,8 +147,8 @@ def get_histograms(
     run_id: RunId,
     db: DbDep,
     key: str = Query(min_length=1, max_length=250),
-    after: int | None = Query(default=None, ge=-1),
-    step: int | None = Query(default=None, ge=0),
+    after: int | None = Query(default=None, ge=-1, le=MAX_STEP),
+    step: int | None = Query(default=None, ge=0, le=MAX_STEP),
     latest: bool = Query(default=False),
 ) -> Response:
     with db.session() as s:

@@ -20,13 +20,17 @@ from ..models import EventRow
 CHANNEL = "fitscope_events"
 _LOCK_KEY = 0x66697473  # "fits": the advisory lock that orders event ids by commit
 RUN_KINDS = ("run", "deleted")  # the kinds the run-list stream follows
+ALL = "*"  # the wake-up topic of the run-list streams
 
 
 def record(s: Session, run_id: str, kind: str, data: dict | None = None) -> None:
     """Note a change of ``run_id`` for its live streams (in the caller's transaction)."""
+    run_level = kind in RUN_KINDS
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
         s.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": run_id})
+        if run_level:  # wakes the run-list streams too (identical payloads are sent once)
+            s.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": ALL})
     s.execute(
         insert(EventRow),
         {
@@ -36,7 +40,10 @@ def record(s: Session, run_id: str, kind: str, data: dict | None = None) -> None
             "created_at": datetime.now(timezone.utc),
         },
     )
-    s.info.setdefault("fitscope_changed", set()).add(run_id)
+    changed = s.info.setdefault("fitscope_changed", set())
+    changed.add(run_id)
+    if run_level:
+        changed.add(ALL)
 
 
 def last_id(s: Session) -> int:
@@ -59,6 +66,17 @@ def for_run_list(s: Session, after: int, limit: int = 500) -> list[tuple[int, st
     q = (
         select(EventRow.id, EventRow.run_id, EventRow.kind)
         .where(EventRow.kind.in_(RUN_KINDS), EventRow.id > after)
+        .order_by(EventRow.id)
+        .limit(limit)
+    )
+    return [(i, r, k) for i, r, k in s.execute(q)]
+
+
+def changes(s: Session, after: int, limit: int = 5000) -> list[tuple[int, str, str]]:
+    """(id, run_id, kind) of every event after ``after`` (the process-wide change feed)."""
+    q = (
+        select(EventRow.id, EventRow.run_id, EventRow.kind)
+        .where(EventRow.id > after)
         .order_by(EventRow.id)
         .limit(limit)
     )

@@ -37,11 +37,16 @@ class Stored:
 
 
 def series_ids(
-    s: Session, run_id: str, kinds: dict[str, str], cache: dict | None = None
+    s: Session,
+    run_id: str,
+    kinds: dict[str, str],
+    cache: dict | None = None,
+    refused: dict[str, str] | None = None,
 ) -> dict[str, int]:
     """Ids of the run's series named in ``kinds`` (key -> kind), created where missing.
 
-    A key already used with the other kind (scalar vs histogram) is a ``BadBatch``."""
+    A key already used with the other kind (scalar vs histogram) is a ``BadBatch``, or,
+    given ``refused``, noted there (key -> why) and left out."""
     cache = {} if cache is None else cache
     found: dict[str, int] = {}
     for k, kind in kinds.items():
@@ -50,20 +55,26 @@ def series_ids(
             found[k] = hit[0]
     missing = [k for k in kinds if k not in found]
     if missing:
-        _lookup(s, run_id, missing, kinds, found, cache)
-        absent = [k for k in missing if k not in found]
+        _lookup(s, run_id, missing, kinds, found, cache, refused)
+        absent = [k for k in missing if k not in found and k not in (refused or {})]
         if absent:
             stmt = insert_for(s.get_bind().dialect.name, SeriesRow.__table__)
             s.execute(
                 stmt.on_conflict_do_nothing(index_elements=["run_id", "key"]),
                 [{"run_id": run_id, "key": k, "kind": kinds[k]} for k in absent],
             )
-            _lookup(s, run_id, absent, kinds, found, cache)
+            _lookup(s, run_id, absent, kinds, found, cache, refused)
     return found
 
 
 def _lookup(
-    s: Session, run_id: str, names: list[str], kinds: dict[str, str], found: dict, cache: dict
+    s: Session,
+    run_id: str,
+    names: list[str],
+    kinds: dict[str, str],
+    found: dict,
+    cache: dict,
+    refused: dict[str, str] | None = None,
 ) -> None:
     if len(cache) > CACHE_MAX:
         cache.clear()
@@ -74,7 +85,11 @@ def _lookup(
         )
         for sid, key, kind in s.execute(q):
             if kind != kinds[key]:
-                raise BadBatch(f"key {key!r} is a {kind} series, it cannot take {kinds[key]} data")
+                why = f"key {key!r} is a {kind} series, it cannot take {kinds[key]} data"
+                if refused is None:
+                    raise BadBatch(why)
+                refused[key] = why
+                continue
             found[key] = sid
             cache[(run_id, key)] = (sid, kind)
 
@@ -93,7 +108,10 @@ def ingest(s: Session, run_id: str, batch: Batch, cache: dict | None = None) -> 
     kinds = {k: "scalar" for k in batch.scalars}
     for h in batch.histograms:
         kinds.setdefault(h.key, "histogram")
-    ids = series_ids(s, run_id, kinds, cache)
+    ids = series_ids(s, run_id, kinds, cache, batch.refused)
+    if batch.refused:  # keys of the other kind: left out, the rest is stored
+        batch.scalars = {k: v for k, v in batch.scalars.items() if k in ids}
+        batch.histograms = [h for h in batch.histograms if h.key in ids]
     out = Stored(points=batch.n_points)
     chunks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for key, (steps, values) in batch.scalars.items():

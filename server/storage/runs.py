@@ -42,6 +42,10 @@ def load_config(text: str) -> dict:
     return json.loads(text)
 
 
+def load_error(text: str | None) -> dict | None:
+    return json.loads(text) if text else None
+
+
 def create_run(
     s: Session, run_id: str, project: str, name: str, config: dict
 ) -> tuple[RunRow, bool]:
@@ -91,7 +95,9 @@ def merge_config(s: Session, run_id: str, extra: dict) -> RunRow:
 
 
 def touch(s: Session, run_id: str) -> None:
-    """Record a sign of life; a run marked crashed that speaks again is running again."""
+    """Record a sign of life. A run the server marked crashed (no heartbeat for the timeout)
+    that speaks again is running again; a run its own client finished (``finished``, or
+    ``crashed`` with ``finished_at`` set) keeps its status: late data is stored, no more."""
     now = utcnow()
     res = s.execute(
         update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=now, updated_at=now)
@@ -100,7 +106,7 @@ def touch(s: Session, run_id: str) -> None:
         raise RunNotFound(run_id)
     revived = s.execute(
         update(RunRow)
-        .where(RunRow.id == run_id, RunRow.status == "crashed")
+        .where(RunRow.id == run_id, RunRow.status == "crashed", RunRow.finished_at.is_(None))
         .values(status="running")
     )
     if revived.rowcount:  # type: ignore[attr-defined]
@@ -119,10 +125,14 @@ def claim_batch(s: Session, run_id: str, batch_id: str) -> bool:
     return first is not None
 
 
-def finish_run(s: Session, run_id: str, status: str = "finished") -> RunRow:
+def finish_run(
+    s: Session, run_id: str, status: str = "finished", error: dict | None = None
+) -> RunRow:
+    """The client says the run ended (``error``: {type, message} of an uncaught exception)."""
     row = get_run(s, run_id)
     now = utcnow()
     row.status = status
+    row.error = json.dumps(error, ensure_ascii=True) if error else None
     row.finished_at = now
     row.updated_at = now
     row.heartbeat_at = now
@@ -139,8 +149,9 @@ def crash_due(s: Session, timeout_s: float) -> bool:
 
 
 def mark_crashed(s: Session, timeout_s: float) -> list[str]:
-    """Runs still 'running' whose last heartbeat is older than ``timeout_s`` become 'crashed';
-    returns their ids (each gets a ``run`` event)."""
+    """Runs still 'running' whose last heartbeat is older than ``timeout_s`` become 'crashed'
+    (``finished_at`` stays NULL: a heartbeat revives them); returns their ids (each gets a
+    ``run`` event)."""
     cutoff = utcnow() - timedelta(seconds=timeout_s)
     ids = list(
         s.scalars(
