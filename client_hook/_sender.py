@@ -502,6 +502,7 @@ def sync_spool(
         for t in transports.values():
             t.close()
         for run_id, lock in locks.items():
-            lock.release(drop=not spool.count(run_id))
-    report.left = spool.count()
+            n = spool.count(run_id)
+            report.left += n  # a run another process holds is its business, not left here
+            lock.release(drop=not n)
     return report

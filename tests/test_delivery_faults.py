@@ -371,3 +371,282 @@ def test_an_exception_in_the_thread_that_made_the_run_marks_it_crashed(server, t
     )
     assert "in a thread" in proc.stderr  # the default thread hook still printed it
     assert server.api("/api/v1/runs")[0]["status"] == "crashed"
+
+
+# -- 3. keys the server would refuse never cost the rest of a batch ------------------------
+LONG_PATHS = """
+import torch, fitscope
+from collections import OrderedDict
+from torch import nn
+torch.manual_seed(0)
+m = nn.Linear(8, 8)
+for _ in range(8):
+    m = nn.Sequential(OrderedDict([("transformer_block_with_a_long_descriptive_name", m)]))
+model = nn.Sequential(OrderedDict([("inp", nn.Linear(4, 8)), ("body", m), ("out", nn.Linear(8, 3))]))
+opt = torch.optim.SGD(model.parameters(), lr=0.05)
+crit = nn.CrossEntropyLoss()
+run = fitscope.watch(model, opt, crit, name="keys", interval=0.05)
+X, Y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+for step in range(60):
+    opt.zero_grad()
+    crit(model(X), Y).backward()
+    opt.step()
+    run.log({"val\\tf1": 0.5, "x" * 251: 0.5, "acc-\\udcff": 0.5, "ok/metric": float(step)})
+run.finish()
+"""
+
+
+def test_long_module_paths_and_bad_log_keys_lose_nothing_else(server, tmp_path):
+    proc = run_script(LONG_PATHS, tmp_path, server.url)
+    assert proc.returncode == 0, proc.stderr
+    run = server.api("/api/v1/runs")[0]
+    keys = {k["key"]: k["count"] for k in server.api(f"/api/v1/runs/{run['id']}/keys")}
+    assert keys["train/loss"] == 60 and keys["grad_norm/total"] == 60
+    assert keys["ok/metric"] == 60
+    long_ones = [k for k in keys if k.startswith("grad_norm/body.")]
+    assert long_ones and all(len(k) <= 250 and "~" in k for k in long_ones)
+    assert all(keys[k] == 60 for k in long_ones)
+    told = [ln for ln in proc.stderr.splitlines() if "run.log: key" in ln]
+    assert len(told) == 3, proc.stderr  # each bad key named once
+    assert "rejected" not in proc.stderr and "refused" not in proc.stderr
+
+
+class Recording:
+    """A boundary transport: accepts, refuses or fails requests as told, and records them."""
+
+    def __init__(self, answer=None) -> None:  # noqa: ANN001
+        self.answer = answer or (lambda n, method, path, payload: (200, b"{}"))
+        self.lock = threading.Lock()
+        self.payloads: list[tuple[str, dict]] = []
+        self.n = 0
+
+    def request(self, method, path, body, headers):  # noqa: ANN001, ANN201
+        from fitscope._transport import Response
+
+        payload = json.loads(gzip.decompress(body)) if body else {}
+        with self.lock:
+            self.n += 1
+            status, reply = self.answer(self.n, method, path, payload)
+            if status is None:
+                raise OSError("connection refused")
+            if 200 <= status < 300:
+                self.payloads.append((path, payload))
+        return Response(status, reply)
+
+    def close(self) -> None:
+        pass
+
+    def points(self, key: str = "x") -> list[int]:
+        return [
+            s
+            for path, p in self.payloads
+            if path.endswith("/batches")
+            for s in p.get("scalars", {}).get(key, {}).get("steps", [])
+        ]
+
+
+def _init(tmp_path: Path, transport: Recording, **kw):  # noqa: ANN202
+    import fitscope
+    from fitscope._settings import ClientSettings
+
+    settings = ClientSettings(url="http://x.test", dir=tmp_path / "client")
+    return fitscope.init(transport=transport, settings=settings, interval=0.02, **kw)
+
+
+def test_keys_a_2xx_answer_refuses_are_reported_once_and_sending_goes_on(tmp_path, capfd):
+    t = Recording(lambda n, m, p, b: (200, b'{"refused": {"bad key": "not allowed here"}}'))
+    run = _init(tmp_path, t)
+    for i in range(30):
+        run.log({"x": float(i)}, step=i)
+        time.sleep(0.005)
+    run.finish(timeout=5)
+    err = capfd.readouterr().err
+    told = [ln for ln in err.splitlines() if "'bad key'" in ln]
+    assert len(told) == 1 and "not allowed here" in told[0], err
+    assert t.points() == list(range(30))
+
+
+# -- 4. no poison: a message refused for good is set aside, the rest goes on -----------------
+def test_a_batch_refused_for_good_is_set_aside_and_the_rest_delivered(tmp_path, capfd):
+    def answer(n, method, path, payload):  # noqa: ANN001, ANN202
+        steps = payload.get("scalars", {}).get("x", {}).get("steps", [])
+        if 10 in steps:
+            return 422, b'{"detail": "scalars.x: not today"}'
+        return 200, b"{}"
+
+    t = Recording(answer)
+    run = _init(tmp_path, t)
+    for i in range(40):
+        run.log({"x": float(i)}, step=i)
+        time.sleep(0.005)
+    run.finish(timeout=5)
+    err = capfd.readouterr().err
+    rejected = list((tmp_path / "client" / "spool" / "rejected" / run.id).glob("*.json.gz"))
+    assert len(rejected) == 1
+    reason = Path(str(rejected[0]) + ".reason.txt").read_text()
+    assert "422" in reason and "not today" in reason
+    kept = json.loads(gzip.decompress(rejected[0].read_bytes()))["payload"]
+    lost = kept["scalars"]["x"]["steps"]
+    assert sorted(t.points() + lost) == list(range(40))  # every point stored or set aside
+    assert "refused" in err and str(tmp_path / "client" / "spool" / "rejected") in err, err
+    assert run.spool.count(run.id) == 0
+
+
+def test_sync_sets_poison_aside_and_delivers_every_other_run(sqlite_url, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    names = ["exp-\\udcff", "p" * 201, "healthy-1", "healthy-2"]  # oldest first: poison
+    for name in names:
+        proc = run_script(
+            f"import fitscope\nrun = fitscope.init(name='{name}')\n"
+            "for i in range(30):\n    run.log({'x': float(i)}, step=i)\n"
+            "run.finish(timeout=0.3)\n",
+            tmp_path,
+            url,
+        )
+        assert proc.returncode == 0, proc.stderr
+    srv = ServerProcess(sqlite_url, tmp_path, port=port).start()
+    try:
+        sync = _sync(tmp_path)
+        assert "Traceback" not in sync.stderr, sync.stderr
+        runs = {r["name"]: r for r in srv.api("/api/v1/runs")}  # type: ignore[union-attr]
+        for name in ("healthy-1", "healthy-2"):
+            assert _series(srv, runs[name]["id"]) == list(range(30))
+            assert runs[name]["status"] == "finished"
+        assert "p" * 201 not in runs
+        rejected = tmp_path / "client" / "spool" / "rejected"
+        assert list(rejected.rglob("*.reason.txt")), "the refused run is set aside with why"
+        assert "refused" in sync.stderr + sync.stdout
+        left = list((tmp_path / "client" / "spool").glob("*/*.json.gz"))
+        # the name the database cannot store: refused (4xx) or, on an older server, kept
+        assert (sync.returncode == 1) == bool(left), sync.stdout + sync.stderr
+    finally:
+        srv.stop()
+
+
+# -- 8. in order: nothing overtakes an older message ----------------------------------------
+def test_retries_never_let_a_newer_batch_overtake_an_older_one(tmp_path):
+    def answer(n, method, path, payload):  # noqa: ANN001, ANN202
+        if n % 5 == 0:
+            return None, b""  # connection lost
+        if n % 3 == 0:
+            return 503, b"busy"
+        return 200, b"{}"
+
+    t = Recording(answer)
+    run = _init(tmp_path, t)
+    run.sender._max_backoff = 0.05
+    for i in range(300):
+        run.log({"x": float(i)}, step=i)
+        if i % 20 == 0:
+            time.sleep(0.03)
+    run.finish(timeout=30)
+    got = t.points()
+    assert got == list(range(300)), got[:40]  # each once, in step order
+
+
+def test_sync_replays_oldest_first_across_runs(sqlite_url, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # the older run gets the id that sorts last
+    for name, run_id in (("older", "f" * 32), ("newer", "0" * 32)):
+        proc = run_script(
+            "import fitscope, fitscope._run as r\n"
+            f"r.new_id = lambda: {run_id!r}\n"
+            f"run = fitscope.init(name={name!r}, interval=0.05)\n"
+            "for i in range(30):\n    run.log({'x': float(i)}, step=i)\n"
+            "run.finish(timeout=0.3)\n",
+            tmp_path,
+            url,
+        )
+        assert proc.returncode == 0, proc.stderr
+    srv = ServerProcess(sqlite_url, tmp_path, port=port, args=["--log-level", "info"]).start()
+    try:
+        sync = _sync(tmp_path)
+        assert sync.returncode == 0, sync.stdout + sync.stderr
+        log = srv.log.read_text().splitlines()
+        older = [i for i, ln in enumerate(log) if f"/runs/{'f' * 32}/" in ln]
+        newer = [i for i, ln in enumerate(log) if f"/runs/{'0' * 32}/" in ln]
+        assert older and newer and max(older) < min(newer)
+    finally:
+        srv.stop()
+
+
+# -- 9. a full disk leaves no temporary files; concurrent syncs are safe ----------------------
+FULL = """
+import resource, signal, time
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))  # files over 1.5 kB cannot be written
+import fitscope
+run = fitscope.init(name="full", interval=0.05)
+for i in range(400):
+    run.log({f"k{j}": float(i) + j / 7 for j in range(10)}, step=i)
+    if i % 40 == 0:  # some batches small enough to be written, most too big
+        time.sleep(0.1)
+run.finish(timeout=0.5)
+"""
+
+
+def test_an_unwritable_spool_file_leaves_no_tmp_and_every_loss_is_counted(sqlite_url, tmp_path):
+    import re
+
+    port = free_port()
+    proc = run_script(FULL, tmp_path, f"http://127.0.0.1:{port}")
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot write the spool" in proc.stderr, proc.stderr
+    assert not list((tmp_path / "client").rglob("*.tmp")), "temporary files left behind"
+    dropped = int(re.search(r"(\d+) point\(s\) of run 'full' were dropped", proc.stderr)[1])  # type: ignore[index]
+    assert dropped > 0
+    srv = ServerProcess(sqlite_url, tmp_path, port=port).start()
+    try:
+        _sync(tmp_path)
+        runs = srv.api("/api/v1/runs")
+        stored = 0
+        if runs:
+            keys = srv.api(f"/api/v1/runs/{runs[0]['id']}/keys")  # type: ignore[index]
+            stored = sum(k["count"] for k in keys)  # type: ignore[union-attr]
+        assert stored + dropped == 400 * 10  # each point stored, or counted as dropped
+    finally:
+        srv.stop()
+
+
+def test_concurrent_syncs_deliver_every_entry_exactly_once(sqlite_url, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    for k in range(3):
+        proc = run_script(
+            f"import time, fitscope\nrun = fitscope.init(name='r{k}', interval=0.02)\n"
+            "for i in range(60):\n    run.log({'x': float(i)}, step=i)\n"
+            "    time.sleep(0.003)\n"
+            "run.finish(timeout=0.3)\n",
+            tmp_path,
+            url,
+        )
+        assert proc.returncode == 0, proc.stderr
+    spooled = _spooled(tmp_path)
+    n_batches = sum(m["path"].endswith("/batches") for m in spooled)
+    assert n_batches >= 6
+    srv = ServerProcess(sqlite_url, tmp_path, port=port, args=["--log-level", "info"]).start()
+    try:
+        env = _env(tmp_path)
+        syncs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "fitscope.cli", "sync", "--no-progress"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        outs = [p.communicate(timeout=120) for p in syncs]
+        for p, (out, err) in zip(syncs, outs, strict=True):
+            assert "Traceback" not in err, err
+            assert p.returncode == 0, out + err
+        assert not list((tmp_path / "client" / "spool").glob("*/*.json.gz"))
+        for r in srv.api("/api/v1/runs"):  # type: ignore[union-attr]
+            assert _series(srv, r["id"]) == list(range(60))
+        posts = [ln for ln in srv.log.read_text().splitlines() if "/batches HTTP" in ln]
+        assert len(posts) == n_batches, (len(posts), n_batches)  # each entry sent once
+    finally:
+        srv.stop()
