@@ -427,11 +427,13 @@ def sync_spool(
     progress: Callable[[int, int], None] | None = None,
     *,
     only: str | None = None,
+    redirect: bool = False,
     default_url: str = "",
 ) -> SyncReport:
     """Send every spooled message to its own server, oldest first across runs.
 
-    ``only``: send only the messages meant for that server (the others are left).
+    ``only``: send only the messages meant for that server (the others are left);
+    with ``redirect``, send every message to ``only`` instead, whatever it was meant for.
     Messages spooled without a destination (older versions) go to ``only`` or
     ``default_url``.  A run held by another process is skipped; a run whose message
     cannot be delivered now stops there (its order is kept) and the others go on; an
@@ -464,7 +466,9 @@ def sync_spool(
             if msg is None:
                 continue
             url = (msg.dest or {}).get("url") or only or default_url
-            if only and url.rstrip("/") != only:
+            if only and redirect:
+                url = only
+            elif only and url.rstrip("/") != only:
                 report.skipped[url] = report.skipped.get(url, 0) + 1
                 stalled.add(run_id)
                 continue

@@ -128,7 +128,11 @@ def cmd_sync(args: argparse.Namespace) -> None:
         print(f"fitscope: nothing to sync (spool {spool.root} is empty)")
         return
     runs = spool.runs()
-    where = f"{args.url} only" if args.url else "the server each was meant for"
+    if args.redirect and not args.url:
+        sys.exit("fitscope: --redirect needs --url (the server to send everything to)")
+    where = "the server each was meant for"
+    if args.url:
+        where = args.url if args.redirect else f"{args.url} (only the messages meant for it)"
     print(f"fitscope: sending {total} message(s) of {len(runs)} run(s) to {where}")
     with Progress(
         total, "syncing", unit="messages", enabled=False if args.no_progress else None
@@ -139,6 +143,7 @@ def cmd_sync(args: argparse.Namespace) -> None:
             settings.token,
             lambda done, _of: bar.set(done),
             only=args.url,
+            redirect=args.redirect,
             default_url=settings.url,
         )
     for url, why in report.unreachable.items():
@@ -356,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--url",
         default=None,
         help="send only the messages meant for this server (default: each to its own)",
+    )
+    y.add_argument(
+        "--redirect",
+        action="store_true",
+        help="with --url: send every spooled message to that server, whatever server it "
+        "was meant for (a server that moved)",
     )
     y.add_argument(
         "--no-progress",
