@@ -175,6 +175,8 @@ class Sender:
             self._drop(e.msg)
         left = self._spool.count(self.run_id)
         if self._run_lock is not None and (self._net is None or not self._net.is_alive()):
+            if not left:
+                self._spool.prune(self.run_id)
             self._run_lock.release(drop=left == 0)
         return left
 
@@ -328,7 +330,7 @@ class Sender:
         While training, our own messages go first: the replay yields to them and resumes
         later.
         """
-        for run_id in self._spool.runs():
+        for run_id in self._spool.runs_oldest_first():
             if run_id == self.run_id or run_id in self._not_ours:
                 continue
             lock = self._spool.claim(run_id)
@@ -351,6 +353,8 @@ class Sender:
                     else:
                         self._set_aside(path, spooled)
                 left = self._spool.count(run_id)
+                if not left:
+                    self._spool.prune(run_id)
             finally:
                 lock.release(drop=left == 0)
         self._replayed_others = True
@@ -508,5 +512,7 @@ def sync_spool(
         for run_id, lock in locks.items():
             n = spool.count(run_id)
             report.left += n  # a run another process holds is its business, not left here
+            if not n:
+                spool.prune(run_id)
             lock.release(drop=not n)
     return report

@@ -43,11 +43,15 @@ class Spool:
     def put(self, run_id: str, msg: Message, dest: dict | None = None) -> Path:
         """Write one message; raise ``OSError`` if the disk will not take it (no file is left)."""
         d = self.root / run_id
-        d.mkdir(parents=True, exist_ok=True)
         name = f"{int(msg.created * 1e9):020d}-{msg.id}{SUFFIX}"
         tmp = d / (name + ".tmp")
+        data = msg.to_spool(dest)
         try:
-            tmp.write_bytes(msg.to_spool(dest))
+            try:
+                tmp.write_bytes(data)
+            except FileNotFoundError:  # the first message, or a sync pruned the directory
+                d.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(data)
             os.replace(tmp, d / name)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -67,6 +71,15 @@ class Spool:
             and not p.name.startswith(".")
             and any(p.glob("*" + SUFFIX))
         )
+
+    def runs_oldest_first(self) -> list[str]:
+        """Runs ordered by their oldest spooled message."""
+        first = {}
+        for r in self.runs():
+            names = sorted(p.name for p in (self.root / r).glob("*" + SUFFIX))
+            if names:
+                first[r] = names[0]
+        return sorted(first, key=lambda r: (first[r], r))
 
     def files(self, run_id: str | None = None) -> list[Path]:
         """Spooled files, oldest first (across runs too when ``run_id`` is None)."""
@@ -100,11 +113,14 @@ class Spool:
     # -- after delivery -----------------------------------------------------------------
     @staticmethod
     def remove(path: Path) -> None:
+        """Delete a delivered entry (its run's directory stays: a live writer may be using it)."""
         with contextlib.suppress(OSError):
             path.unlink()
+
+    def prune(self, run_id: str) -> None:
+        """Remove a run's directory once it is empty (by the run's owner, holding its lock)."""
         with contextlib.suppress(OSError):
-            if not any(path.parent.iterdir()):
-                path.parent.rmdir()
+            (self.root / run_id).rmdir()
 
     def reject(self, path: Path, reason: str) -> Path:
         """Set a refused entry aside (it never blocks the others); returns where it went."""
@@ -113,7 +129,6 @@ class Spool:
         target = d / path.name
         os.replace(path, target)
         (d / (path.name + ".reason.txt")).write_text(reason + "\n", encoding="utf-8")
-        self.remove(path)  # drops the run's directory when it is empty now
         return target
 
     def clean_tmp(self, run_id: str) -> int:
