@@ -64,6 +64,7 @@ class Run:
         self._lock = threading.Lock()
         self._thread_ident = threading.get_ident()  # an uncaught exception here ends the run
         self._bad_keys: set[str] = set()
+        self._good_keys: set[str] = set()  # checked once, then only looked up
         self.rank, self.world_size = rank_and_world(self.settings)
         every_rank = self.settings.all_ranks if all_ranks is None else bool(all_ranks)
         self.active = self.rank == 0 or every_rank
@@ -161,16 +162,19 @@ class Run:
     def _log_one(self, key: str, step: int, value: Any) -> None:
         if isinstance(value, bool) or value is None:
             return
-        if key in self._bad_keys:
-            return
-        problem = key_problem(key)
-        if problem is not None:
-            self._bad_keys.add(key)
-            say(
-                f"run.log: key {key[:80]!r} {problem}; its values are skipped "
-                "(the rest is recorded)"
-            )
-            return
+        if key not in self._good_keys:
+            if key in self._bad_keys:
+                return
+            problem = key_problem(key)
+            if problem is not None:
+                self._bad_keys.add(key)
+                say(
+                    f"run.log: key {key[:80]!r} {problem}; its values are skipped "
+                    "(the rest is recorded)"
+                )
+                return
+            if len(self._good_keys) < 10_000:
+                self._good_keys.add(key)
         if isinstance(value, numbers.Real):
             self.recorder.scalar(key, step, float(value))
             return

@@ -650,3 +650,16 @@ def test_concurrent_syncs_deliver_every_entry_exactly_once(sqlite_url, tmp_path)
         assert len(posts) == n_batches, (len(posts), n_batches)  # each entry sent once
     finally:
         srv.stop()
+
+
+def test_layer_names_are_always_valid_keys_and_stay_distinct():
+    from fitscope._facts import short_name
+    from fitscope._messages import key_problem
+
+    names = ["blk." * 80 + "fc1", "blk." * 80 + "fc2", "a\tb", "x\udcff", "enc.fc"]
+    short = [short_name(n) for n in names]
+    assert short[-1] == "enc.fc"  # an ordinary name is unchanged
+    assert len(set(short)) == len(names)  # distinct names stay distinct
+    assert short == [short_name(n) for n in names]  # deterministic
+    for s in short:
+        assert key_problem(f"param_norm/{s}") is None, s
