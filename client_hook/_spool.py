@@ -38,12 +38,14 @@ _STALE_TMP_S = 60.0  # a temporary file older than this belongs to a writer that
 class Spool:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._last_ns = 0  # names never go backwards, even if the wall clock does
 
     # -- writing ----------------------------------------------------------------------
     def put(self, run_id: str, msg: Message, dest: dict | None = None) -> Path:
         """Write one message; raise ``OSError`` if the disk will not take it (no file is left)."""
         d = self.root / run_id
-        name = f"{int(msg.created * 1e9):020d}-{msg.id}{SUFFIX}"
+        ns = self._last_ns = max(int(msg.created * 1e9), self._last_ns + 1)
+        name = f"{ns:020d}-{msg.id}{SUFFIX}"
         tmp = d / (name + ".tmp")
         data = msg.to_spool(dest)
         try:
