@@ -30,6 +30,12 @@ class Message:
     # where a spooled message must go: {"url": server address, "token": token_id(token)};
     # None for a message spooled by a version that did not record it
     dest: dict | None = None
+    _json: str | None = field(default=None, repr=False, compare=False)  # the payload, encoded once
+
+    def payload_json(self) -> str:
+        if self._json is None:
+            self._json = json.dumps(self.payload, separators=(",", ":"), allow_nan=False)
+        return self._json
 
     def n_points(self) -> int:
         """Points a batch carries (scalar points plus histograms); 0 for control messages."""
@@ -39,20 +45,20 @@ class Message:
         )
 
     def body(self) -> bytes:
-        raw = json.dumps(self.payload, separators=(",", ":"), allow_nan=False).encode()
-        return gzip.compress(raw, compresslevel=1)
+        return gzip.compress(self.payload_json().encode(), compresslevel=1)
 
     def to_spool(self, dest: dict | None = None) -> bytes:
-        record = {
+        head = {
             "dest": dest if dest is not None else self.dest,
             "method": self.method,
             "path": self.path,
-            "payload": self.payload,
             "id": self.id,
             "created": self.created,
             "kind": self.kind,
         }
-        return gzip.compress(json.dumps(record, allow_nan=False).encode(), compresslevel=1)
+        # the payload's JSON is made once, for the spool and the request body alike
+        record = json.dumps(head, allow_nan=False)[:-1] + ',"payload":' + self.payload_json() + "}"
+        return gzip.compress(record.encode(), compresslevel=1)
 
     @classmethod
     def from_spool(cls, data: bytes) -> Message:

@@ -228,6 +228,14 @@ class Sender:
                     f"cannot write the spool ({exc}); data that cannot be sent is dropped "
                     "and counted",
                 )
+            except Exception as exc:  # a message that cannot be encoded at all
+                say_once(
+                    f"unencodable-{self.run_id}",
+                    f"a message could not be encoded ({type(exc).__name__}: {exc}); dropped "
+                    "and counted",
+                )
+                self._drop(msg)
+                continue
             with self._lock:
                 if path is None and not self._outbox_room():
                     self._drop(msg)
