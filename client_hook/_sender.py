@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ._console import say, say_once
 from ._messages import Message, destination, headers
-from ._spool import RunLock, Spool
+from ._spool import REJECTED, RunLock, Spool
 from ._transport import Transport
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
@@ -467,6 +467,7 @@ def sync_spool(
     h = headers(token)
     transports: dict[str, Transport] = {}
     stalled: set[str] = set()  # runs whose next message must wait (order within a run)
+    refused_in: dict[str, int] = {}
     try:
         for i, path in enumerate(files):
             if progress:
@@ -511,9 +512,16 @@ def sync_spool(
                     where = str(spool.reject(path, why))
                 except OSError:
                     where = str(path)
-                say(f"server at {url} refused a message for good ({why}); set aside as {where}")
+                refused_in[run_id] = refused_in.get(run_id, 0) + 1
+                if refused_in[run_id] == 1:  # the first one with its reason; then a count
+                    say(f"server at {url} refused a message for good ({why}); set aside as {where}")
         if progress:
             progress(len(files), len(files))
+        for run_id, n in refused_in.items():
+            if n > 1:
+                say(
+                    f"run {run_id}: {n} message(s) refused for good, set aside in {spool.root / REJECTED / run_id}"
+                )
     finally:
         for t in transports.values():
             t.close()
