@@ -85,6 +85,12 @@ def cnn() -> nn.Module:
     )
 
 
+def _sender_cpu(run: Any) -> float:
+    """CPU seconds of the hook's background threads (the spool writer and the network)."""
+    threads = [getattr(run.sender, "_thread", None), getattr(run.sender, "_net", None)]
+    return sum(_thread_cpu(t) for t in threads if t is not None)
+
+
 def _thread_cpu(thread: Any) -> float:
     """CPU seconds used so far by another thread (Linux; NaN where unknown)."""
     try:
@@ -194,7 +200,7 @@ def bench(
     warm: list[float] = []
     for i in range(steps):
         rotation(i, dict.fromkeys(("bare", "watched", "wall_bare", "wall_watched"), 0.0), warm)
-    sender_cpu = _thread_cpu(run.sender._thread)
+    sender_cpu = _sender_cpu(run)
     blocks: dict[str, list[float]] = {
         k: [] for k in ("bare", "watched", "wall_bare", "wall_watched")
     }
@@ -206,7 +212,7 @@ def bench(
             rotation(i, sums, norm_times)
         for key in blocks:
             blocks[key].append(sums[key] / steps)
-    sender_cpu = _thread_cpu(run.sender._thread) - sender_cpu
+    sender_cpu = _sender_cpu(run) - sender_cpu
     region_overhead = statistics.mean(regions)
     region_se = statistics.stdev(regions) / len(regions) ** 0.5
     # time spent inside the hooks, in blocks of their own: the timers would inflate the

@@ -7,6 +7,7 @@ sent again whenever they change.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 # segments that wrappers insert into parameter names and that users never wrote
@@ -22,7 +23,26 @@ def layer_name(param_name: str) -> str:
     parts = [p for p in param_name.split(".") if p not in _WRAPPER_SEGMENTS]
     while parts and parts[0] == "module":  # DistributedDataParallel / DataParallel
         parts = parts[1:]
-    return ".".join(parts[:-1]) or "(root)"
+    return short_name(".".join(parts[:-1]) or "(root)")
+
+
+MAX_LAYER_NAME = 200  # "param_norm/" + this stays within the server's 250-character keys
+
+
+def short_name(name: str) -> str:
+    """A layer name every series key can carry: control characters become ``?``, and a
+    name longer than ``MAX_LAYER_NAME`` keeps its head and tail around a short hash of the
+    whole name (``"enc.block~1a2b3c4d~layer.fc1"``): deterministic, and distinct for
+    distinct names."""
+    clean = "".join(c if c >= " " else "?" for c in name)
+    clean = clean.encode("utf-8", "replace").decode("utf-8")  # lone surrogates too
+    if clean == name and len(name) <= MAX_LAYER_NAME:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    if len(clean) <= MAX_LAYER_NAME:
+        return clean if clean == name else f"{clean[: MAX_LAYER_NAME - 9]}~{digest}"
+    keep = (MAX_LAYER_NAME - len(digest) - 2) // 2
+    return f"{clean[:keep]}~{digest}~{clean[-keep:]}"
 
 
 def unwrap_optimizer(opt: Any) -> Any:

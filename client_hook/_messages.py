@@ -7,6 +7,7 @@ of points), so the server can store a resent message exactly once.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import time
 import uuid
@@ -26,6 +27,15 @@ class Message:
     created: float = field(default_factory=time.time)
     # a batch of points may be dropped only as a last resort, and histograms first
     kind: str = "control"
+    # where a spooled message must go: {"url": server address, "token": token_id(token)};
+    # None for a message spooled by a version that did not record it
+    dest: dict | None = None
+    _json: str | None = field(default=None, repr=False, compare=False)  # the payload, encoded once
+
+    def payload_json(self) -> str:
+        if self._json is None:
+            self._json = json.dumps(self.payload, separators=(",", ":"), allow_nan=False)
+        return self._json
 
     def n_points(self) -> int:
         """Points a batch carries (scalar points plus histograms); 0 for control messages."""
@@ -35,26 +45,46 @@ class Message:
         )
 
     def body(self) -> bytes:
-        raw = json.dumps(self.payload, separators=(",", ":"), allow_nan=False).encode()
-        return gzip.compress(raw, compresslevel=1)
+        return gzip.compress(self.payload_json().encode(), compresslevel=1)
 
-    def to_spool(self) -> bytes:
-        record = {
+    def to_spool(self, dest: dict | None = None) -> bytes:
+        head = {
+            "dest": dest if dest is not None else self.dest,
             "method": self.method,
             "path": self.path,
-            "payload": self.payload,
             "id": self.id,
             "created": self.created,
             "kind": self.kind,
         }
-        return gzip.compress(json.dumps(record, allow_nan=False).encode(), compresslevel=1)
+        # the payload's JSON is made once, for the spool and the request body alike
+        record = json.dumps(head, allow_nan=False)[:-1] + ',"payload":' + self.payload_json() + "}"
+        return gzip.compress(record.encode(), compresslevel=1)
 
     @classmethod
     def from_spool(cls, data: bytes) -> Message:
         r = json.loads(gzip.decompress(data))
+        dest = r.get("dest")
         return cls(
-            r["method"], r["path"], r["payload"], r["id"], r["created"], r.get("kind", "control")
+            r["method"],
+            r["path"],
+            r["payload"],
+            r["id"],
+            r["created"],
+            r.get("kind", "control"),
+            dest if isinstance(dest, dict) else None,
         )
+
+
+def token_id(token: str | None) -> str:
+    """A short, one-way identity of a token (never the token itself): "" when there is none."""
+    if not token:
+        return ""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def destination(url: str, token: str | None) -> dict:
+    """The server a message is meant for, and which token identity sent it."""
+    return {"url": url.rstrip("/"), "token": token_id(token)}
 
 
 def headers(token: str | None) -> dict[str, str]:
@@ -62,3 +92,19 @@ def headers(token: str | None) -> dict[str, str]:
     if token:
         h["Authorization"] = f"Bearer {token}"
     return h
+
+
+MAX_KEY = 250  # the server's limit on a series key
+
+
+def key_problem(key: str) -> str | None:
+    """Why the server would refuse ``key`` as a series name, or None when it is acceptable."""
+    if not 1 <= len(key) <= MAX_KEY:
+        return f"must be 1-{MAX_KEY} characters (has {len(key)})"
+    if any(c < " " for c in key):
+        return "contains a control character (tab, newline, ...)"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone surrogate)"
+    return None

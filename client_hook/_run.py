@@ -14,7 +14,7 @@ from typing import Any
 
 from ._console import say, say_once
 from ._dist import rank_and_world
-from ._messages import Message, new_id
+from ._messages import Message, key_problem, new_id
 from ._recorder import Recorder
 from ._sender import Sender
 from ._settings import ClientSettings
@@ -64,6 +64,9 @@ class Run:
         self._step = 0
         self._alerts_seen: set[str] = set()
         self._lock = threading.Lock()
+        self._thread_ident = threading.get_ident()  # an uncaught exception here ends the run
+        self._bad_keys: set[str] = set()
+        self._good_keys: set[str] = set()  # checked once, then only looked up
         self.rank, self.world_size = rank_and_world(self.settings)
         every_rank = self.settings.all_ranks if all_ranks is None else bool(all_ranks)
         self.active = self.rank == 0 or every_rank
@@ -83,6 +86,7 @@ class Run:
             transport or HTTPTransport(self.settings.url),
             self.spool,
             token=self.settings.token,
+            url=self.settings.url,
             collect=self.recorder.drain,
             on_reply=self._on_reply,
             heartbeat=self._heartbeat,
@@ -96,6 +100,7 @@ class Run:
         self.sender.start()
         _live_runs.add(self)
         _register_atexit()
+        _install_excepthooks()
 
     # -- public API ----------------------------------------------------------------
     def watch(self, model: Any, optimizer: Any = None, criterion: Any = None) -> Run:
@@ -163,6 +168,19 @@ class Run:
     def _log_one(self, key: str, step: int, value: Any) -> None:
         if isinstance(value, bool) or value is None:
             return
+        if key not in self._good_keys:
+            if key in self._bad_keys:
+                return
+            problem = key_problem(key)
+            if problem is not None:
+                self._bad_keys.add(key)
+                say(
+                    f"run.log: key {key[:80]!r} {problem}; its values are skipped "
+                    "(the rest is recorded)"
+                )
+                return
+            if len(self._good_keys) < 10_000:
+                self._good_keys.add(key)
         if isinstance(value, numbers.Real):
             self.recorder.scalar(key, step, float(value))
             return
@@ -189,7 +207,7 @@ class Run:
         """
         self._close("finished", self.settings.finish_timeout if timeout is None else timeout)
 
-    def _close(self, status: str, timeout: float) -> None:
+    def _close(self, status: str, timeout: float, error: dict | None = None) -> None:
         with self._lock:
             if self.finished:
                 return
@@ -200,23 +218,38 @@ class Run:
             self.recorder.pack()
             for msg in self.recorder.drain():
                 self.sender.submit(msg)
-            self.sender.submit(
-                Message("POST", f"/api/v1/runs/{self.id}/finish", {"status": status})
-            )
+            body: dict[str, Any] = {"status": status}
+            if error is not None:
+                body["error"] = error
+            self.sender.submit(Message("POST", f"/api/v1/runs/{self.id}/finish", body))
             left = self.sender.close(timeout)
-            if self.sender.dropped:
-                say(
-                    f"{self.sender.dropped_points} point(s) of run {self.name!r} were dropped: the server "
-                    f"was unreachable and the spool in {self.spool.root} could not be written."
-                )
-            if left:
-                say(
-                    f"{left} message(s) of run {self.name!r} are not delivered yet and are kept in "
-                    f"{self.spool.root / self.id}; send them with `fitscope sync` once the server "
-                    f"at {self.settings.url} is up."
-                )
+            self._report_exit(left)
         except Exception as exc:
             say_once(f"finish-failed-{self.id}", f"finish failed ({type(exc).__name__}: {exc})")
+
+    def _crashed(self, exc: BaseException) -> None:
+        """An uncaught exception ended the training: mark the run crashed, with the error."""
+        error = {"type": type(exc).__name__, "message": _exc_text(exc)}
+        self._close("crashed", self.settings.finish_timeout, error)
+
+    def _report_exit(self, left: int) -> None:
+        s = self.sender
+        if s.dropped:
+            say(
+                f"{s.dropped_points} point(s) of run {self.name!r} were dropped: the server "
+                f"was unreachable and the spool in {self.spool.root} could not be written."
+            )
+        if s.rejected:
+            say(
+                f"{s.rejected} message(s) ({s.rejected_points} point(s)) of run {self.name!r} were "
+                f"refused by the server for good; they are kept in {self.spool.root / 'rejected'}."
+            )
+        if left:
+            say(
+                f"{left} message(s) of run {self.name!r} are not delivered yet and are kept in "
+                f"{self.spool.root / self.id}; send them with "
+                f"`fitscope sync --url {self.settings.url}` once that server is up."
+            )
 
     # -- messages ----------------------------------------------------------------------
     def _create_message(self) -> Message:
@@ -312,3 +345,54 @@ def clean_tags(tags: Any) -> list[str]:
     except Exception:  # not iterable, or a str() that raises: the run is more important
         say_once("bad-tags", f"tags= should be a list of strings, not {type(tags).__name__}")
     return out[:32]
+
+
+MAX_ERROR_MESSAGE = 1000
+
+
+def _exc_text(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = f"<{type(exc).__name__}: str() failed>"
+    return text[:MAX_ERROR_MESSAGE]
+
+
+_hooks_installed = False
+
+
+def _install_excepthooks() -> None:
+    """Chain to ``sys.excepthook`` and ``threading.excepthook``: an exception nobody caught
+    in the thread that created a run marks it ``crashed`` at once (KeyboardInterrupt too)."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    previous = sys.excepthook
+    previous_thread = threading.excepthook
+
+    def excepthook(etype: type[BaseException], value: BaseException, tb: Any) -> None:
+        try:
+            previous(etype, value, tb)  # the traceback first, as without fitscope
+        finally:
+            _crash_runs(threading.get_ident(), value)
+
+    def thread_excepthook(args: Any) -> None:
+        try:
+            previous_thread(args)
+        finally:
+            thread = args.thread
+            if thread is not None and thread.ident is not None and args.exc_value is not None:
+                _crash_runs(thread.ident, args.exc_value)
+
+    sys.excepthook = excepthook
+    threading.excepthook = thread_excepthook
+
+
+def _crash_runs(thread_ident: int, exc: BaseException) -> None:
+    for run in list(_live_runs):
+        if run._thread_ident == thread_ident and not run.finished:
+            try:
+                run._crashed(exc)
+            except Exception:  # reporting a crash must not raise another one
+                pass

@@ -130,17 +130,42 @@ def cmd_sync(args: argparse.Namespace) -> None:
         print(f"fitscope: nothing to sync (spool {spool.root} is empty)")
         return
     runs = spool.runs()
-    print(f"fitscope: sending {total} message(s) of {len(runs)} run(s) to {settings.url}")
+    if args.redirect and not args.url:
+        sys.exit("fitscope: --redirect needs --url (the server to send everything to)")
+    where = "the server each was meant for"
+    if args.url:
+        where = args.url if args.redirect else f"{args.url} (only the messages meant for it)"
+    print(f"fitscope: sending {total} message(s) of {len(runs)} run(s) to {where}")
     with Progress(
         total, "syncing", unit="messages", enabled=False if args.no_progress else None
     ) as bar:
-        sent, rejected, left = sync_spool(
-            spool, HTTPTransport(settings.url), settings.token, lambda done, _of: bar.set(done)
+        report = sync_spool(
+            spool,
+            HTTPTransport,
+            settings.token,
+            lambda done, _of: bar.set(done),
+            only=args.url,
+            redirect=args.redirect,
+            default_url=settings.url,
         )
-    print(f"fitscope: {sent} sent, {rejected} rejected, {left} left in {spool.root}")
-    if rejected:
-        print("fitscope: rejected messages are kept with the suffix .rejected", file=sys.stderr)
-    if left:
+    for url, why in report.unreachable.items():
+        print(f"fitscope: {url}: {why}", file=sys.stderr)
+    for url, n in report.skipped.items():
+        print(
+            f"fitscope: {n} message(s) meant for {url} left (send them with "
+            f"`fitscope sync --url {url}`)",
+            file=sys.stderr,
+        )
+    print(
+        f"fitscope: {report.sent} sent, {report.rejected} rejected, {report.left} left in {spool.root}"
+    )
+    if report.rejected:
+        print(
+            f"fitscope: rejected messages are set aside in {spool.root / 'rejected'} "
+            "(each with a .reason.txt)",
+            file=sys.stderr,
+        )
+    if report.left:
         sys.exit(1)
 
 
@@ -163,7 +188,7 @@ examples:
   fitscope rename 673e demo-lr3e-3        rename a run (by id prefix or unique name)
   fitscope delete 673e                    delete a run and its data (asks first)
   fitscope import runs/ lightning_logs/   TensorBoard, CSV/JSONL or trainer_state.json
-  fitscope sync                           send data spooled while the server was down
+  fitscope sync                           send data spooled while its server was down
 
 A server that requires a token gets it from FITSCOPE_TOKEN.
 """
@@ -339,9 +364,28 @@ def build_parser() -> argparse.ArgumentParser:
         "sync",
         help="send spooled data to the server",
         description="Send the data the hook kept on disk (in FITSCOPE_DIR/spool) while the "
-        "server was unreachable. Safe to run twice: the server stores each message once.",
+        "server was unreachable. Each message goes to the server its run was sending to "
+        "(recorded in the spool), with FITSCOPE_TOKEN; with --url, only the messages meant for "
+        "that server are sent and the others are left. Safe to run twice, or twice at once: "
+        "the server stores each message once and a run is delivered by one process at a time. "
+        "A message the server refuses for good is set aside in FITSCOPE_DIR/spool/rejected.",
     )
-    _client_args(y, progress=True)
+    y.add_argument(
+        "--url",
+        default=None,
+        help="send only the messages meant for this server (default: each to its own)",
+    )
+    y.add_argument(
+        "--redirect",
+        action="store_true",
+        help="with --url: send every spooled message to that server, whatever server it "
+        "was meant for (a server that moved)",
+    )
+    y.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is only drawn on a terminal anyway)",
+    )
     y.set_defaults(fn=cmd_sync)
 
     from ._cli_edit import add_parsers as add_edit_parsers

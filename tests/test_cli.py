@@ -249,7 +249,11 @@ def test_sync_sends_what_was_spooled(server, tmp_path):
     assert proc.returncode == 0 and "fitscope sync" in proc.stderr, proc.stderr
     assert server.api("/api/v1/runs") == []
 
+    # meant for the dead address: --url alone leaves it, --redirect sends it here
     r = cli("sync", "--url", server.url, tmp_path=tmp_path)
+    assert r.returncode == 1 and f"sync --url {dead}" in r.stderr, r.stderr
+    assert server.api("/api/v1/runs") == []
+    r = cli("sync", "--url", server.url, "--redirect", tmp_path=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "0 rejected, 0 left" in r.stdout
     [run] = server.api("/api/v1/runs")

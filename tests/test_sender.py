@@ -89,8 +89,8 @@ def test_unsent_messages_stay_in_the_spool_at_close_and_sync_sends_them(tmp_path
         s.submit(_batch(i))
     assert s.close(timeout=0.5) == 5
     srv.up = True
-    sent, rejected, left = sync_spool(spool, srv)
-    assert (sent, rejected, left) == (5, 0, 0)
+    report = sync_spool(spool, lambda url: srv)
+    assert (report.sent, report.rejected, report.left) == (5, 0, 0)
     assert len(srv.stored) == 5
 
 
