@@ -74,6 +74,8 @@ class FastPaths:
     _tensor_lr: bool
     _handles: dict
     _labels_step: int
+    _update_next: int
+    _cands: list
     _grad_on: Callable[[], bool]
     _Tensor: Any
     _dynamo: Callable[[], bool]
@@ -105,7 +107,7 @@ class FastPaths:
             and "_on_step" in self._handles
         )
         pnorm = (self.step // PARAM_NORM_EVERY + 1) * PARAM_NORM_EVERY
-        self._fast_until = min(pnorm, self._labels_step + LABELS_EVERY)
+        self._fast_until = min(pnorm, self._labels_step + LABELS_EVERY, self._update_next)
 
     def _loss_wrapper(self, forward: Callable) -> Callable:
         """The criterion's ``forward``, then its loss taken (once per micro-batch).
@@ -149,7 +151,7 @@ class FastPaths:
             if self._dynamo() or self._flags._is_compiling_flag:
                 return
             step = self.step + 1
-            if self._micro or step >= self._fast_until:
+            if self._micro or step >= self._fast_until or self._cands:
                 self._record_step(optimizer)
                 return
             norms = self._norms
