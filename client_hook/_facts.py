@@ -55,12 +55,11 @@ def is_compiled(model: Any) -> bool:
 
 def batch_dim(model: Any) -> int:
     """The batch dimension of the model's inputs: 1 for sequence-first recurrent models
-    (``nn.LSTM``/``GRU``/``RNN`` or ``nn.Transformer`` without ``batch_first``), else 0."""
+    (``nn.LSTM``/``GRU``/``RNN`` without ``batch_first``), else 0."""
     try:
         import torch
 
-        seq_first = (torch.nn.RNNBase, torch.nn.Transformer, torch.nn.TransformerEncoderLayer)
-        found = [m for m in model.modules() if isinstance(m, seq_first)]
+        found = [m for m in model.modules() if isinstance(m, torch.nn.RNNBase)]
         if found and not any(getattr(m, "batch_first", False) for m in found):
             return 1
     except Exception:

@@ -75,6 +75,7 @@ class FastPaths:
     _handles: dict
     _labels_step: int
     _update_next: int
+    _user_loss: bool
     _cands: list
     _grad_on: Callable[[], bool]
     _Tensor: Any
@@ -104,6 +105,7 @@ class FastPaths:
             and self._norm_dtype is None
             and not self._tensor_lr
             and not self._extras
+            and not self._user_loss
             and "_on_step" in self._handles
         )
         pnorm = (self.step // PARAM_NORM_EVERY + 1) * PARAM_NORM_EVERY

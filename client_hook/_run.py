@@ -156,7 +156,7 @@ class Run:
             for key, value in data.items():
                 self._log_one(str(key), step, value)
             if self._watcher is not None and "train/loss" in data:
-                self._watcher._losses_seen = True
+                self._watcher.user_logs_loss()
             if self.recorder.due():
                 self._flush()
         except Exception as exc:

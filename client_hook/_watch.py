@@ -148,6 +148,7 @@ class Watcher(FastPaths):
         self._eval_seen: Any = None  # the latest evaluation loss taken (once per batch)
         self._summed = False  # this step's losses are backward() tensors: summed, not averaged
         self._losses_seen = False
+        self._user_loss = False  # run.log({"train/loss": ...}) is used
         self._passes = Passes()
         self._batch_dim = _facts.batch_dim(model)
         self._input_batch = 0  # batch size of the model's latest input, during discovery
@@ -431,6 +432,8 @@ class Watcher(FastPaths):
         if self._last is not None:
             micro.append(loss_scalar(self._last))
             self._last = None
+        if self._user_loss:
+            return []  # the loop logs train/loss itself: its value is the one kept
         if self._summed and len(micro) > 1:
             # backward() tensors of a custom loss: the loop divided them for accumulation
             micro = [self._torch.stack(micro).sum()]
@@ -494,6 +497,11 @@ class Watcher(FastPaths):
         self.rec.vector("eval", split, self.step, done.acc, {"task": done.task, "split": split})
         self._emit_train_labels()
         self.flush()
+
+    def user_logs_loss(self) -> None:
+        """``run.log({"train/loss": ...})``: the loop's own value replaces the captured one."""
+        self._losses_seen = self._user_loss = True
+        self._fast = False
 
     def name_split(self, name: str | None) -> None:
         """``run.split(name)``: the evaluation pass that follows belongs to split ``name``."""
