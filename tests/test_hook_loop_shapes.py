@@ -295,7 +295,10 @@ def test_lstm_language_model_with_manual_sgd_and_no_optimizer(app_server, named)
                 p.data.add_(p.grad, alpha=-lr)
             step += 1
             dw = math.sqrt(
-                sum(float((p.detach() - b).norm()) ** 2 for p, b in zip(model.parameters(), before))
+                sum(
+                    float((p.detach() - b).norm()) ** 2
+                    for p, b in zip(model.parameters(), before, strict=True)
+                )
             )
             ratios[step] = dw / math.sqrt(sum(float(b.norm()) ** 2 for b in before))
             losses.append(loss.item())
