@@ -150,6 +150,7 @@ class Watcher(FastPaths):
         self._losses_seen = False
         self._user_loss = False  # run.log({"train/loss": ...}) is used
         self._passes = Passes()
+        self.last_pass: tuple[int, str, str | None] | None = None  # (step, split, task)
         self._batch_dim = _facts.batch_dim(model)
         self._input_batch = 0  # batch size of the model's latest input, during discovery
         self._reduction = str(getattr(criterion, "reduction", "mean"))
@@ -494,6 +495,7 @@ class Watcher(FastPaths):
             return
         done, self._eval = self._eval, None
         split = self._passes.prefix(self.step)
+        self.last_pass = (self.step, split, done.task)
         self.rec.vector("eval", split, self.step, done.acc, {"task": done.task, "split": split})
         self._emit_train_labels()
         self.flush()
