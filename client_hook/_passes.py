@@ -47,6 +47,7 @@ class Passes:
         self.name: str | None = None  # prefix named for the coming (or open) pass
         self._step = -1
         self._used: set[str] = set()
+        self.last: str | None = None  # the prefix of the latest pass closed
 
     def name_next(self, name: str | None) -> None:
         self.name = split_prefix(name) if name is not None else None
@@ -67,4 +68,5 @@ class Passes:
                 k += 1
                 base = f"{root}{k}"
         self._used.add(base)
+        self.last = base
         return base

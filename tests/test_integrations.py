@@ -252,14 +252,60 @@ HF_SCRIPT = textwrap.dedent("""
     args = TrainingArguments(output_dir=out, per_device_train_batch_size=8, per_device_eval_batch_size=16,
                              num_train_epochs=2, eval_strategy="epoch", logging_steps=2, learning_rate=1e-3,
                              save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True,
-                             run_name="tiny-bert")
+                             run_name="tiny-bert",
+                             gradient_accumulation_steps=int(os.environ.get("GA", "1")))
     cb = FitscopeCallback(project="hf")
     trainer = Trainer(model=model, args=args, train_dataset=Tokens(64, 1), eval_dataset=Tokens(40, 2),
                       compute_metrics=accuracy, callbacks=[cb])
     trainer.train()
     trainer.save_state()
+    if os.environ.get("FINAL"):
+        m = trainer.evaluate()
+        print("EVAL", m["eval_loss"], m["eval_accuracy"])
+        m = trainer.evaluate(Tokens(24, 3), metric_key_prefix="test")
+        print("TEST", m["test_loss"], m["test_accuracy"])
     print("RUN", cb.run.id)
 """)
+
+
+@need_transformers
+def test_huggingface_accumulation_and_evaluate_after_training(server, tmp_path):
+    proc = run_script(
+        HF_SCRIPT, tmp_path, server.url, OUT_DIR=str(tmp_path / "out"), GA="2", FINAL="1"
+    )
+    run_id = _run_id(proc)
+    out = {ln.split()[0]: ln.split()[1:] for ln in proc.stdout.splitlines() if ln[:4].isupper()}
+    counts = _counts(server, run_id)
+    # 64 samples / (8 x 2) = 4 optimizer steps per epoch
+    assert _steps(server, run_id, "train/loss") == list(range(1, 9))
+    assert _steps(server, run_id, "val/loss") == [4, 8]
+    # the evaluate() after training: a second pass at step 8, never merged with the first
+    final = server.api(f"/api/v1/runs/{run_id}/series", key="val2/loss")
+    assert final["steps"] == [8]
+    assert final["values"][0] == pytest.approx(float(out["EVAL"][0]), rel=1e-4)
+    test = server.api(f"/api/v1/runs/{run_id}/series", key="test/loss")
+    assert test["steps"] == [8]
+    assert test["values"][0] == pytest.approx(float(out["TEST"][0]), rel=1e-4)
+    acc = server.api(f"/api/v1/runs/{run_id}/series", key="test/accuracy")["values"]
+    assert acc[0] == pytest.approx(float(out["TEST"][1]), rel=1e-4)
+    assert "epoch" not in counts and "test_loss" not in counts
+    fs = server.api(f"/api/v1/runs/{run_id}")["config"]["fitscope"]
+    assert (fs["batch_size"], fs["micro_batch_size"], fs["grad_accumulation"]) == (16, 8, 2)
+    assert fs["num_classes"] == 3
+    # the Trainer's own logged loss (mean over logging_steps=2 steps) agrees
+    state = json.loads((tmp_path / "out" / "trainer_state.json").read_text())
+    logged = {e["step"]: e["loss"] for e in state["log_history"] if "loss" in e}
+    live = dict(
+        zip(
+            *(
+                server.api(f"/api/v1/runs/{run_id}/series", key="train/loss")[k]
+                for k in ("steps", "values")
+            ),
+            strict=True,
+        )
+    )
+    for step, value in logged.items():
+        assert value == pytest.approx((live[step - 1] + live[step]) / 2, rel=1e-3), step
 
 
 @need_transformers
@@ -273,7 +319,7 @@ def test_huggingface_callback_and_import_of_its_trainer_state(server, tmp_path):
     for key in ("val/loss", "val/accuracy"):
         assert _steps(server, run_id, key) == [8, 16], key
     assert counts["val/confidence"] == 2
-    assert _steps(server, run_id, "epoch") == list(range(2, 17, 2))  # from the Trainer's logs
+    assert "epoch" not in counts  # not a metric
     assert not any("runtime" in k or "per_second" in k for k in counts)
     run = server.api(f"/api/v1/runs/{run_id}")
     assert run["name"] == "tiny-bert" and run["status"] == "finished"
