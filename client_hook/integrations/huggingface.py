@@ -144,21 +144,20 @@ class FitscopeCallback(TrainerCallback):
             if self._handle is not None:
                 self._handle.remove()
 
-    def on_evaluate(
-        self, args: Any, state: Any, control: Any, metrics: dict | None = None, **kwargs: Any
-    ) -> None:
-        """An evaluation pass ended: its batches become one record, under the split its
-        metric prefix names (``eval_`` -> ``val/``, ``test_`` -> ``test/``)."""
+    def _close_pass(self, logs: dict) -> None:
+        """An evaluation's metrics are logged (just before ``on_evaluate``): its batches become
+        one record, under the split its metric prefix names (``eval_`` -> ``val/``,
+        ``test_`` -> ``test/``)."""
         watcher = None if self.run is None or self.run.finished else self.run._watcher
-        if watcher is None:
+        prefix = _metric_prefix(logs)
+        if watcher is None or prefix is None:
             return
         try:
-            prefix = _metric_prefix(metrics or {})
             split = "val" if prefix == "eval" else prefix
             watcher._passes.name_next(split)
             watcher.close_eval()
             watcher._passes.name = None  # no pass was open: the name names nothing later
-            self._evaluated = {prefix: watcher._passes.last or split} if prefix else {}
+            self._evaluated = {prefix: split}
         except Exception as exc:
             say_once("hf-evaluate", f"could not record an evaluation: {exc}")
 
@@ -167,6 +166,7 @@ class FitscopeCallback(TrainerCallback):
     ) -> None:
         if self.run is None or self.run.finished or not logs or "train_runtime" in logs:
             return
+        self._close_pass(logs)
         own = _HOOK_KEYS | ({"val/accuracy"} if self._classified else set())
         values = {}
         for name, value in logs.items():
@@ -190,12 +190,13 @@ class FitscopeCallback(TrainerCallback):
             self.run._watcher.close_eval()
 
 
-def _metric_prefix(metrics: dict) -> str:
-    """``eval`` for ``{"eval_loss": ...}``, ``test`` for ``{"test_loss": ...}``."""
-    for name in metrics:
-        if name.endswith("_loss"):
+def _metric_prefix(logs: dict) -> str | None:
+    """``eval`` for an evaluation's ``{"eval_loss": ..., "eval_runtime": ...}``, ``test`` for
+    ``{"test_loss": ...}``; None for training logs."""
+    for name in logs:
+        if name.endswith("_runtime") and name != "train_runtime":
+            return name[: -len("_runtime")]
+    for name in logs:
+        if name.endswith("_loss") and name != "train_loss":
             return name[: -len("_loss")]
-    for name in metrics:
-        if "_" in name:
-            return name.split("_", 1)[0]
-    return "eval"
+    return None
