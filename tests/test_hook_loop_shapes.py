@@ -368,3 +368,6 @@ def test_nothing_captured_is_said_once(app_server, capfd):  # noqa: F811
     assert err.count("no training loss captured") == 1
     assert app_server.series(run.id, NO_LOSS_KEY) == ([NO_LOSS_AFTER], [1.0])
     assert "train/loss" not in app_server.counts(run.id)
+    alerts = app_server.api(f"/api/v1/runs/{run.id}/alerts")
+    [alert] = [a for a in alerts if a["rule"] == "no_loss_captured"]
+    assert alert["severity"] == "info" and "run.log" in alert["remedy"]

@@ -13,6 +13,7 @@ from . import (
     grad_accumulating,
     label_shift,
     lr_jump,
+    no_loss_captured,
     no_update,
     non_finite,
     not_learning,
@@ -41,6 +42,7 @@ RULES: list[Rule] = [
     calibration.UNDER,
     plateau.RULE,
     early_stop.RULE,
+    no_loss_captured.RULE,
 ]
 BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
 
