@@ -140,7 +140,8 @@ def _install_losses() -> None:
 def _wrap_loss(original: Callable, name: str, crit: str) -> Callable:
     import torch
 
-    compiling = getattr(torch.compiler, "is_compiling", None) or (lambda: False)
+    compiler = torch.compiler
+    compiling = getattr(compiler, "is_dynamo_compiling", None) or (lambda: False)
 
     @functools.wraps(original)
     def loss_fn(*args: Any, **kwargs: Any) -> Any:

@@ -302,7 +302,7 @@ class Watcher(FastPaths):
         if not self._attached or self._crit_module or "on_functional" in self.broken:
             return
         try:
-            if not isinstance(out, self._Tensor) or self._compiling():
+            if not isinstance(out, self._Tensor) or self._dynamo():
                 return
             logits = args[0] if args else kwargs.get("input")
             target = args[1] if len(args) > 1 else kwargs.get("target")
@@ -344,7 +344,7 @@ class Watcher(FastPaths):
         if not self._attached or "before_backward" in self.broken:
             return
         try:
-            if self._compiling():
+            if self._dynamo() or self._flags._is_compiling_flag:
                 return
             if self._bw_steps and self._updates.pending:
                 self._end_update()  # the previous step's manual update is done by now
@@ -390,6 +390,8 @@ class Watcher(FastPaths):
             self._fail("after_backward", exc)
 
     def _fail_quietly(self, name: str) -> None:
+        """Remove a hook that is not needed (kept off if the hooks are attached again)."""
+        self.broken.add(name)
         handle = self._handles.pop(name, None)
         if handle is not None:
             handle.remove()
