@@ -371,3 +371,65 @@ def test_nothing_captured_is_said_once(app_server, capfd):  # noqa: F811
     alerts = app_server.api(f"/api/v1/runs/{run.id}/alerts")
     [alert] = [a for a in alerts if a["rule"] == "no_loss_captured"]
     assert alert["severity"] == "info" and "run.log" in alert["remedy"]
+
+
+def test_grad_scaler_and_a_custom_loss_are_recorded_unscaled(app_server):  # noqa: F811
+    """``scaler.scale(loss / 2).backward()`` on a loss no hook computed: the recorded loss is
+    the loop's own, neither scaled by the GradScaler nor divided for accumulation."""
+    torch.manual_seed(0)
+    model = nn.Linear(6, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 6, generator=g), torch.randint(0, 3, (64,), generator=g)
+    run = app_server.watch(model, opt)
+    expected = []
+    for i in range(0, 64, 16):
+        micro = []
+        for j in (i, i + 8):
+            out = model(x[j : j + 8])
+            loss = (out.logsumexp(1) - out.gather(1, y[j : j + 8, None])[:, 0]).mean()
+            micro.append(loss.item())
+            scaler.scale(loss / 2).backward()
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad()
+        expected.append(sum(micro) / 2)
+    run.finish()
+    _assert_series(app_server, run.id, "train/loss", [1, 2, 3, 4], expected)
+
+
+def test_update_ratio_of_a_large_matrix_is_taken_on_every_8th_row(app_server):  # noqa: F811
+    from fitscope._updates import ROW_STRIDE
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 128), nn.ReLU(), nn.Linear(128, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    x, y = _digits(32, 1)[0][:, :10], _digits(32, 1)[1].clamp(max=2)
+    run = app_server.watch(model, opt)
+    sampled, full = [], []
+    for _ in range(3):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        rows = [
+            p.detach()[::ROW_STRIDE] if p.shape[0] >= 64 and p.dim() > 1 else p.detach()
+            for p in model[0].parameters()
+        ]
+        before = [r.clone() for r in rows]
+        whole = [p.detach().clone() for p in model[0].parameters()]
+        opt.step()
+        after = [
+            p.detach()[::ROW_STRIDE] if p.shape[0] >= 64 and p.dim() > 1 else p.detach()
+            for p in model[0].parameters()
+        ]
+
+        def ratio(new, old):  # noqa: ANN001, ANN202
+            dw = sum(float((a - b).norm()) ** 2 for a, b in zip(new, old, strict=True))
+            return math.sqrt(dw / sum(float(b.norm()) ** 2 for b in old))
+
+        sampled.append(ratio(after, before))
+        full.append(ratio([p.detach() for p in model[0].parameters()], whole))
+    run.finish()
+    _assert_series(app_server, run.id, "update_ratio/0", [1, 2, 3], sampled)
+    for s, f in zip(sampled, full, strict=True):  # the sample estimates the whole layer
+        assert 0.7 < s / f < 1.3
