@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -142,23 +143,33 @@ def _wrap_loss(original: Callable, name: str, crit: str) -> Callable:
 
     compiler = torch.compiler
     compiling = getattr(compiler, "is_dynamo_compiling", None) or (lambda: False)
+    depth, active = _depth, _active  # closure cells: the wrapper reads no globals of ours
 
-    @functools.wraps(original)
     def loss_fn(*args: Any, **kwargs: Any) -> Any:
         if compiling():  # traced by torch.compile: stay out of the graph
             return original(*args, **kwargs)
-        _depth[0] += 1
+        depth[0] += 1
         try:
             out = original(*args, **kwargs)
         finally:
-            _depth[0] -= 1
-        if _depth[0] == 0:  # the outermost loss only
-            for watcher in list(_active):
+            depth[0] -= 1
+        if depth[0] == 0:  # the outermost loss only
+            for watcher in list(active):
                 watcher.on_functional(crit, args, kwargs, out)
         return out
 
-    loss_fn.__fitscope_wrapper__ = True  # type: ignore[attr-defined]
-    return loss_fn
+    # with the original's globals, TorchScript compiles a scripted caller against the
+    # original's source (``__wrapped__``) and resolves its names where they live
+    wrapper = types.FunctionType(
+        loss_fn.__code__,
+        getattr(original, "__globals__", None) or globals(),
+        name,
+        loss_fn.__defaults__,
+        loss_fn.__closure__,
+    )
+    functools.update_wrapper(wrapper, original)
+    wrapper.__fitscope_wrapper__ = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 def _install_backward() -> None:

@@ -433,3 +433,18 @@ def test_update_ratio_of_a_large_matrix_is_taken_on_every_8th_row(app_server):  
     _assert_series(app_server, run.id, "update_ratio/0", [1, 2, 3], sampled)
     for s, f in zip(sampled, full, strict=True):  # the sample estimates the whole layer
         assert 0.7 < s / f < 1.3
+
+
+def test_torchscript_still_compiles_functional_losses_while_watching(app_server):  # noqa: F811
+    class Loss(nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(x, y, label_smoothing=0.1)
+
+    model = nn.Linear(4, 3)
+    run = app_server.watch(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    assert hasattr(F.cross_entropy, "__fitscope_wrapper__")
+    scripted = torch.jit.script(Loss())
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    assert close(float(scripted(model(x), y)), float(Loss()(model(x), y)))
+    run.finish()
+    _no_patch_left()
