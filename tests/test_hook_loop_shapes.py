@@ -448,3 +448,26 @@ def test_torchscript_still_compiles_functional_losses_while_watching(app_server)
     assert close(float(scripted(model(x), y)), float(Loss()(model(x), y)))
     run.finish()
     _no_patch_left()
+
+
+def test_a_compiled_model_computing_its_loss_in_forward(app_server):  # noqa: F811
+    """torch.compile traces through the functional wrapper without recording anything inside
+    the graph; the loss is then taken where backward() is called on it."""
+    torch.manual_seed(0)
+    model = TinyGPT()
+    compiled = torch.compile(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = _lm_data(1)
+    run = app_server.watch(compiled, opt)
+    losses = []
+    for i in range(3):
+        x, y = data[i * 8 : i * 8 + 32].view(4, 8), data[i * 8 + 1 : i * 8 + 33].view(4, 8)
+        opt.zero_grad()
+        _, loss = compiled(x, y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    run.finish()
+    _no_patch_left()
+    _assert_series(app_server, run.id, "train/loss", [1, 2, 3], losses)
+    assert app_server.counts(run.id)["grad_norm/total"] == 3
