@@ -35,7 +35,14 @@ from typing import Any
 from . import _evalstats as ev
 from . import _facts, _patches, _updates
 from ._console import say_once
-from ._fastpath import LABELS_EVERY, PARAM_NORM_EVERY, FastPaths, NoCompileFlag, loss_scalar
+from ._fastpath import (
+    LABELS_EVERY,
+    NO_LOSS_AFTER,
+    PARAM_NORM_EVERY,
+    FastPaths,
+    NoCompileFlag,
+    loss_scalar,
+)
 from ._passes import Passes
 from ._recorder import Recorder
 
@@ -45,7 +52,6 @@ TARGET_ELEMENTS = 1 << 22  # training targets held before they are counted (boun
 # and at most this many batches' targets: counting them costs ~0.2 ms of tensor ops, once per
 # 256 steps rather than once per flush
 TARGET_BATCHES = 256
-NO_LOSS_AFTER = 20  # steps without any training loss before fitscope says so
 MAX_CANDIDATES = 16  # training losses held between two backward() calls
 # autograd nodes by which a loop scales its loss before backward (accumulation, GradScaler)
 _SCALING = {"DivBackward0", "DivBackward1", "MulBackward0", "MulBackward1", "MeanBackward0"}
