@@ -46,21 +46,31 @@ class UpdateSize:
         self.step = 0  # the step whose update is being measured (0: none)
         self._before: list | None = None
         self._views: list = []  # the (sampled) weights, as views, while a step is measured
+        self._ptrs: list[int] = []
+        self._cached: list = []
 
     def begin(self, step: int) -> None:
         """Just before step ``step`` updates the weights (few, fused operators: this runs
         right after backward, when every extra operator costs several microseconds)."""
-        torch = self._torch
-        with torch.no_grad():
-            self._views = self._sampled()
-            self._before = torch._foreach_mul(self._views, 1.0)  # one fused copy
+        views = self._sampled()
+        # detached views: the fused copy and the passes below record no autograd graph
+        self._before = self._torch._foreach_mul(views, 1.0)
+        self._views = views
         self.step = step
 
     def _sampled(self) -> list:
-        return [
-            p[::ROW_STRIDE] if p.dim() >= 2 and p.shape[0] >= SAMPLE_ROWS_FROM else p
-            for p in self.params
-        ]
+        """Detached (row-sampled) views of the weights, made once and made again only when a
+        parameter's storage changed (``model.to(...)``, ``p.data = ...``)."""
+        ptrs = [p.data_ptr() for p in self.params]
+        if ptrs != self._ptrs:
+            self._ptrs = ptrs
+            self._cached = [
+                p.detach()[::ROW_STRIDE]
+                if p.dim() >= 2 and p.shape[0] >= SAMPLE_ROWS_FROM
+                else p.detach()
+                for p in self.params
+            ]
+        return self._cached
 
     @property
     def pending(self) -> bool:
@@ -76,13 +86,12 @@ class UpdateSize:
         if before is None or not before:
             return None
         torch = self._torch
-        with torch.no_grad():
-            if self._dtype is None:
-                wn = torch._foreach_norm(before)
-                torch._foreach_sub_(before, views)  # in place: no second copy
-                dn = torch._foreach_norm(before)
-            else:
-                wn = torch._foreach_norm(before, 2, dtype=self._dtype)
-                torch._foreach_sub_(before, views)
-                dn = torch._foreach_norm(before, 2, dtype=self._dtype)
-            return step, torch.stack([*dn, *wn])
+        if self._dtype is None:
+            wn = torch._foreach_norm(before)
+            torch._foreach_sub_(before, views)  # in place: no second copy
+            dn = torch._foreach_norm(before)
+        else:
+            wn = torch._foreach_norm(before, 2, dtype=self._dtype)
+            torch._foreach_sub_(before, views)
+            dn = torch._foreach_norm(before, 2, dtype=self._dtype)
+        return step, torch.stack([*dn, *wn])
