@@ -15,11 +15,18 @@ Prefixes:
   ``eval2/``, ``eval3/``... for further passes at the same step, so two passes
   are never averaged into one value and a second split is never stored as ``val/``;
 * a name used twice at one step gets ``2``, ``3``... appended (``test2/``).
+
+Where the loop itself says which split it evaluates, in a local variable of the
+function that runs the batches (``for split in ["train", "val"]: ... get_batch(split)``,
+as nanoGPT's ``estimate_loss`` does), that name is used as if given to
+``run.split``: ``split_in_caller`` reads it from the caller's frames (only on
+evaluation batches, never in a training step).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 
 _ALIASES = {
     "train": "train_eval",
@@ -32,6 +39,34 @@ _ALIASES = {
     "test": "test",
     "testing": "test",
 }
+
+
+# local variable names that hold a split's name in common loops
+_SPLIT_VARS = ("split", "split_name", "phase", "stage", "subset")
+_OWN = ("fitscope", "torch", "lightning", "pytorch_lightning", "transformers", "accelerate")
+
+
+def split_in_caller(max_user_frames: int = 3) -> str | None:
+    """The split named by a local variable of the nearest user frames, as a key prefix.
+
+    Frames of fitscope, torch and the training frameworks are skipped; a value counts only
+    when it is a known split name (train, val, valid, validation, dev, eval, test...)."""
+    try:
+        f = sys._getframe(2)
+    except ValueError:
+        return None
+    seen = 0
+    while f is not None and seen < max_user_frames:
+        mod = f.f_globals.get("__name__", "")
+        if not isinstance(mod, str) or not mod.startswith(_OWN):
+            seen += 1
+            local = f.f_locals
+            for var in _SPLIT_VARS:
+                v = local.get(var)
+                if isinstance(v, str) and v.strip().lower() in _ALIASES:
+                    return _ALIASES[v.strip().lower()]
+        f = f.f_back
+    return None
 
 
 def split_prefix(name: str) -> str:

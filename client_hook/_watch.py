@@ -43,7 +43,7 @@ from ._fastpath import (
     NoCompileFlag,
     loss_scalar,
 )
-from ._passes import Passes
+from ._passes import Passes, split_in_caller
 from ._recorder import Recorder
 
 NO_STEP_AFTER = 256  # training losses without an optimizer step before each loss counts as a step
@@ -156,6 +156,7 @@ class Watcher(FastPaths):
         self._losses_seen = False
         self._user_loss = False  # run.log({"train/loss": ...}) is used
         self._passes = Passes()
+        self._eval_auto: str | None = None  # the split the open pass's caller named, if any
         self.last_pass: tuple[int, str, str | None] | None = None  # (step, split, task)
         self._batch_dim = _facts.batch_dim(model)
         self._input_batch = 0  # batch size of the model's latest input, during discovery
@@ -490,11 +491,17 @@ class Watcher(FastPaths):
     ) -> None:
         task = ev.task_of(name, logits, target)
         classes = ev.num_classes(task, logits)
-        if self._eval is not None and (task, classes) != (self._eval.task, self._eval.classes):
-            self.close_eval()  # a different kind of batch starts a new pass
+        auto = split_in_caller()
+        if self._eval is not None and (
+            (task, classes) != (self._eval.task, self._eval.classes) or auto != self._eval_auto
+        ):
+            self.close_eval()  # a different kind of batch, or another split, starts a new pass
         if self._eval is None:
             self._fast = False
             self._eval = ev.EvalPass(task, classes, loss.device)
+            self._eval_auto = auto
+            if auto is not None and self._passes.name is None:  # run.split(...) wins
+                self._passes.name_next(auto)
         self._eval.add(loss, logits, target, reduction, ignore)
 
     def close_eval(self) -> None:

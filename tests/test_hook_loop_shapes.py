@@ -126,7 +126,10 @@ def _lm_data(seed: int) -> torch.Tensor:
     return torch.randint(0, 11, (400,), generator=g)
 
 
-def test_gpt_style_model_returning_its_loss(app_server):  # noqa: F811
+@pytest.mark.parametrize("named", [False, True])
+def test_gpt_style_model_returning_its_loss(app_server, named):  # noqa: F811
+    """nanoGPT's ``estimate_loss``: train then val split under one ``model.eval()``; without
+    ``run.split`` the split is read from the loop's own ``split`` variable."""
     torch.manual_seed(0)
     train_data, val_data = _lm_data(1), _lm_data(2)
     g = torch.Generator().manual_seed(3)
@@ -148,7 +151,8 @@ def test_gpt_style_model_returning_its_loss(app_server):  # noqa: F811
         out = {}
         model.eval()
         for split in ["train", "val"]:
-            run.split(split)  # the one line naming a split: both run under one model.eval()
+            if named:
+                run.split(split)  # the one line naming a split: both run under one model.eval()
             losses = torch.zeros(3)
             for k in range(3):
                 X, Y = get_batch(split)
@@ -471,3 +475,21 @@ def test_a_compiled_model_computing_its_loss_in_forward(app_server):  # noqa: F8
     _no_patch_left()
     _assert_series(app_server, run.id, "train/loss", [1, 2, 3], losses)
     assert app_server.counts(run.id)["grad_norm/total"] == 3
+
+
+def test_the_split_is_read_from_the_loops_own_variable_only_when_it_names_one():
+    from fitscope._passes import split_in_caller
+
+    def loss_call() -> str | None:  # stands for the patched loss: its caller's caller is looked at
+        return inner()
+
+    def inner() -> str | None:
+        return split_in_caller()
+
+    def evaluate(phase: str) -> str | None:
+        return loss_call()
+
+    assert evaluate("test") == "test"
+    assert evaluate("train") == "train_eval"
+    assert evaluate("validation") == "val"
+    assert evaluate("holdout-42") is None  # not a split name: nothing is guessed
