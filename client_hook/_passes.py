@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import sys
+from typing import Any
 
 _ALIASES = {
     "train": "train_eval",
@@ -52,7 +53,7 @@ def split_in_caller(max_user_frames: int = 3) -> str | None:
     Frames of fitscope, torch and the training frameworks are skipped; a value counts only
     when it is a known split name (train, val, valid, validation, dev, eval, test...)."""
     try:
-        f = sys._getframe(2)
+        f: Any = sys._getframe(2)
     except ValueError:
         return None
     seen = 0
