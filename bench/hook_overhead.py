@@ -2,8 +2,11 @@
 
     python bench/hook_overhead.py [--pairs 31] [--steps 40] [--threads 1]
 
-For each model (an MLP 784-512-512-10 and a small CNN, batch 64, Adam) one
-model, optimizer and criterion are trained with steps in rotations of three,
+For each model (an MLP 784-512-512-10 and a small CNN, batch 64, Adam, with an
+``nn.CrossEntropyLoss`` module passed to ``watch``; and "mlp-F", the same MLP
+ending in ``log_softmax`` with ``F.nll_loss`` called in the loop and no criterion
+passed, so the loss is captured by the ``torch.nn.functional`` and ``backward()``
+wrappers) one model, optimizer and criterion are trained with steps in rotations of three,
 in random order: a bare step, a watched step (fitscope's hooks attached for just that step;
 the sender thread running with a transport that accepts and discards every
 request, so JSON and gzip are paid), and a bare step with one extra
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import fitscope
@@ -99,13 +103,24 @@ def _thread_cpu(thread: Any) -> float:
         return float("nan")
 
 
+def mlp_functional() -> nn.Module:
+    return nn.Sequential(mlp(), nn.LogSoftmax(dim=1))
+
+
 def bench(
-    name: str, make: Any, shape: tuple, pairs: int, steps: int, tmp: Path, null: bool = False
+    name: str,
+    make: Any,
+    shape: tuple,
+    pairs: int,
+    steps: int,
+    tmp: Path,
+    null: bool = False,
+    functional: bool = False,
 ) -> dict:
     torch.manual_seed(0)
     model = make()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    crit = nn.CrossEntropyLoss()
+    crit: Any = F.nll_loss if functional else nn.CrossEntropyLoss()
     g = torch.Generator().manual_seed(1)
     data = [
         (torch.randn(64, *shape, generator=g), torch.randint(0, 10, (64,), generator=g))
@@ -113,7 +128,12 @@ def bench(
     ]
     settings = ClientSettings(url="http://127.0.0.1:9", dir=tmp)
     run = fitscope.watch(
-        model, opt, crit, project="bench", transport=DiscardTransport(), settings=settings
+        model,
+        opt,
+        None if functional else crit,
+        project="bench",
+        transport=DiscardTransport(),
+        settings=settings,
     )
     watcher = run._watcher
     watcher._detach_hooks()
@@ -161,7 +181,7 @@ def bench(
         opt.zero_grad(set_to_none=True)
         out = model(x)
         r0 = clock()
-        loss = crit(out, y)
+        loss = F.nll_loss(out, y) if functional else crit(out, y)
         r1 = clock()
         del out
         loss.backward()
@@ -218,7 +238,11 @@ def bench(
     # time spent inside the hooks, in blocks of their own: the timers would inflate the
     # overhead measured above if they were on there (both are looked up at attach)
     watcher._on_step = timed(watcher._on_step)
-    if hasattr(watcher, "_loss_wrapper"):
+    if functional:  # the functional-loss and backward() wrappers call these
+        watcher.on_functional = timed(watcher.on_functional)
+        watcher.before_backward = timed(watcher.before_backward)
+        watcher.after_backward = timed(watcher.after_backward)
+    elif hasattr(watcher, "_loss_wrapper"):
         watcher._loss_wrapper = timed_loss_wrapper(watcher._loss_wrapper)
     else:  # fitscope before 2026-11-29: a forward hook on the criterion (for comparisons)
         watcher._on_loss = timed(watcher._on_loss)
@@ -261,13 +285,17 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=31, help="blocks of rotations (>= 5)")
     ap.add_argument("--steps", type=int, default=40, help="rotations per block")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    ap.add_argument("--only", choices=["mlp", "cnn"], default=None)
+    ap.add_argument("--only", choices=["mlp", "cnn", "mlp-F"], default=None)
     ap.add_argument(
         "--null", action="store_true", help="never attach the hooks: measures the method's bias"
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    models = {"mlp": (mlp, (784,)), "cnn": (cnn, (1, 28, 28))}
+    models = {
+        "mlp": (mlp, (784,), False),
+        "cnn": (cnn, (1, 28, 28), False),
+        "mlp-F": (mlp_functional, (784,), True),
+    }
     print(
         f"torch {torch.__version__}, {args.threads} thread(s), "
         f"{args.pairs} blocks x {args.steps} rotations"
@@ -277,10 +305,10 @@ def main() -> None:
         f"{'ratio':>6} {'regions':>11} {'sender':>7} {'wall':>7} {'in hooks':>8} {'ratio':>6}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (make, shape) in models.items():
+        for name, (make, shape, functional) in models.items():
             if args.only and name != args.only:
                 continue
-            r = bench(name, make, shape, args.pairs, args.steps, Path(tmp), args.null)
+            r = bench(name, make, shape, args.pairs, args.steps, Path(tmp), args.null, functional)
             print(
                 f"{r['model']:6} {r['bare_ms']:8.3f} {r['watched_ms']:10.3f} "
                 f"{r['overhead_pct']:8.2f}% {r['norm_pct']:8.2f}% {r['ratio']:6.2f} "

@@ -49,7 +49,10 @@ class Decoder:
             while hyper:
                 _, self._lrs, self._wds = hyper.popleft()
             for (kind, key, step, _, meta), v in zip(block.vectors, vecs, strict=True):
-                _vector(kind, key, step, v, meta, scalars, hists)
+                if kind == "update":
+                    _update_ratio(step, v, layers)
+                else:
+                    _vector(kind, key, step, v, meta, scalars, hists)
             for key, step, value in block.host:
                 _add(scalars, key, step, value)
             hists.extend(block.hists)
@@ -132,6 +135,7 @@ class _Layers:
     """Per-parameter norms -> one norm per layer (root of the sum of squares), and the total."""
 
     def __init__(self, layers: list[str], out: Scalars) -> None:
+        self.names_all = layers
         self.names = list(dict.fromkeys(layers))
         slot = {name: i for i, name in enumerate(self.names)}
         self.slot_of = [slot[name] for name in layers]
@@ -168,6 +172,19 @@ class _Layers:
         vals.append(math.sqrt(math.fsum(sq)))
 
 
+def _update_ratio(step: int, v: list[float], layers: _Layers) -> None:
+    """``[||dw_i||..., ||w_i||...]`` per parameter -> ``update_ratio/<module>`` and ``/total``."""
+    n = len(v) // 2
+    dw = _Layers(layers.names_all, {})
+    dw.add("d", step, v[:n], None)
+    w = _Layers(layers.names_all, {})
+    w.add("w", step, v[n:], None)
+    for key, (_, num) in dw.out.items():
+        den = w.out.get("w" + key[1:], ([], [0.0]))[1][0]
+        if den > 0 and math.isfinite(den):
+            _add(layers.out, "update_ratio" + key[1:], step, num[0] / den)
+
+
 def _vector(
     kind: str, key: str, step: int, v: list[float], meta: Any, scalars: Scalars, hists: list[dict]
 ) -> None:
@@ -192,14 +209,15 @@ def _eval(step: int, v: list[float], meta: Any, scalars: Scalars, hists: list[di
     loss_sum, n, correct = v[0], v[1], v[2]
     if n <= 0:
         return
-    _add(scalars, "val/loss", step, loss_sum / n)
+    prefix = str(meta.get("split") or "val")
+    _add(scalars, f"{prefix}/loss", step, loss_sum / n)
     if not meta.get("task"):
         return
-    _add(scalars, "val/accuracy", step, correct / n)
+    _add(scalars, f"{prefix}/accuracy", step, correct / n)
     b = CONF_BINS
     hists.append(
         {
-            "key": "val/confidence",
+            "key": f"{prefix}/confidence",
             "step": step,
             "edges": [i / b for i in range(b + 1)],
             "counts": [round(c) for c in v[HEAD : HEAD + b]],
@@ -209,4 +227,4 @@ def _eval(step: int, v: list[float], meta: Any, scalars: Scalars, hists: list[di
     )
     labels = v[HEAD + 3 * b :]
     if labels:
-        hists.append(_label_hist("val/labels", step, labels))
+        hists.append(_label_hist(f"{prefix}/labels", step, labels))

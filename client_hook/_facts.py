@@ -73,6 +73,20 @@ def is_compiled(model: Any) -> bool:
     return inner is not None and inner is not model and hasattr(inner, "_orig_mod")
 
 
+def batch_dim(model: Any) -> int:
+    """The batch dimension of the model's inputs: 1 for sequence-first recurrent models
+    (``nn.LSTM``/``GRU``/``RNN`` without ``batch_first``), else 0."""
+    try:
+        import torch
+
+        found = [m for m in model.modules() if isinstance(m, torch.nn.RNNBase)]
+        if found and not any(getattr(m, "batch_first", False) for m in found):
+            return 1
+    except Exception:
+        pass
+    return 0
+
+
 def autocast_on(device_type: str) -> bool:
     import torch
 
@@ -142,17 +156,22 @@ class Discovery:
         self.classes = 0
         self.facts: dict[str, Any] = {}
 
-    def see(self, logits: Any, target: Any) -> None:
+    def see(self, logits: Any, target: Any, name: str | None = None, input_batch: int = 0) -> None:
+        """One micro-batch's loss inputs; ``input_batch``: the batch size of the model's input
+        when it was seen (a loss over flattened tokens counts sequences, not tokens)."""
         import torch
 
         from . import _evalstats as ev
 
         self.micro += 1
         ref = target if isinstance(target, torch.Tensor) else logits
-        if isinstance(ref, torch.Tensor) and ref.dim() > 0:
+        if input_batch > 0:
+            self.samples += input_batch
+        elif isinstance(ref, torch.Tensor) and ref.dim() > 0:
             self.samples += int(ref.shape[0])
         if self.micro == 1:
-            task = ev.task_of(self.criterion_name, logits, target)
+            crit = self.criterion_name if name is None else name
+            task = ev.task_of(crit, logits, target)
             classes = ev.num_classes(task, logits)
             if ev.label_slots(classes):
                 self.task, self.classes = task, classes

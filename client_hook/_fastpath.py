@@ -27,6 +27,7 @@ from typing import Any
 
 PARAM_NORM_EVERY = 50  # weights move slowly; every 50 steps is enough for update/weight ratios
 LABELS_EVERY = 1000  # steps between train/labels histograms when no evaluation pass closes one
+NO_LOSS_AFTER = 20  # steps without any training loss before fitscope says so (general path)
 
 _grad_of = attrgetter("grad")
 
@@ -74,6 +75,10 @@ class FastPaths:
     _tensor_lr: bool
     _handles: dict
     _labels_step: int
+    _update_next: int
+    _user_loss: bool
+    _losses_seen: bool
+    _cands: list
     _grad_on: Callable[[], bool]
     _Tensor: Any
     _dynamo: Callable[[], bool]
@@ -84,6 +89,7 @@ class FastPaths:
     _record_step: Callable[[Any], None]
     _hyper: Callable[[list], None]
     _fold_labels: Callable[[], None]
+    _begin_update: Callable[[int, Any], None]
     _fail: Callable[[str, Exception], None]
 
     def _refresh_fast(self) -> None:
@@ -102,10 +108,13 @@ class FastPaths:
             and self._norm_dtype is None
             and not self._tensor_lr
             and not self._extras
+            and not self._user_loss
             and "_on_step" in self._handles
         )
         pnorm = (self.step // PARAM_NORM_EVERY + 1) * PARAM_NORM_EVERY
         self._fast_until = min(pnorm, self._labels_step + LABELS_EVERY)
+        if self.step < NO_LOSS_AFTER and not self._losses_seen:
+            self._fast_until = min(self._fast_until, NO_LOSS_AFTER)
 
     def _loss_wrapper(self, forward: Callable) -> Callable:
         """The criterion's ``forward``, then its loss taken (once per micro-batch).
@@ -149,7 +158,7 @@ class FastPaths:
             if self._dynamo() or self._flags._is_compiling_flag:
                 return
             step = self.step + 1
-            if self._micro or step >= self._fast_until:
+            if self._micro or step >= self._fast_until or self._cands:
                 self._record_step(optimizer)
                 return
             norms = self._norms
@@ -181,6 +190,8 @@ class FastPaths:
                     self._extras = []
                     self._fast = False
             rec.rows.append((step, "step", len(norms), None, n_losses, 0, extras))
+            if step >= self._update_next:
+                self._begin_update(step, optimizer)
             if len(self._targets) >= self._target_cap:
                 self._fold_labels()
             if self._clock() >= rec.next_flush or len(scalars) >= rec.max_pending:

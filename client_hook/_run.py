@@ -135,6 +135,14 @@ class Run:
             )
         return self
 
+    def split(self, name: str) -> None:
+        """Name the split of the evaluation pass that follows: ``run.split("test")`` stores it as
+        ``test/loss``, ``test/accuracy``...; ``"train"`` gives ``train_eval/*``.  Needed only
+        where fitscope cannot tell passes apart (several splits evaluated back to back with no
+        ``model.eval()`` call between them), or to give a pass a name of its own."""
+        if self._watcher is not None and not self.finished:
+            self._watcher.name_split(name)
+
     @property
     def step(self) -> int:
         """The current training step: optimizer steps taken (or ``run.log`` calls without hooks)."""
@@ -158,6 +166,8 @@ class Run:
             step = int(step)
             for key, value in data.items():
                 self._log_one(str(key), step, value)
+            if self._watcher is not None and "train/loss" in data:
+                self._watcher.user_logs_loss()
             if self.recorder.due():
                 self._flush()
         except Exception as exc:

@@ -33,9 +33,17 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _evalstats as ev
-from . import _facts, _patches
+from . import _facts, _patches, _updates
 from ._console import say_once
-from ._fastpath import LABELS_EVERY, PARAM_NORM_EVERY, FastPaths, NoCompileFlag, loss_scalar
+from ._fastpath import (
+    LABELS_EVERY,
+    NO_LOSS_AFTER,
+    PARAM_NORM_EVERY,
+    FastPaths,
+    NoCompileFlag,
+    loss_scalar,
+)
+from ._passes import Passes, split_in_caller
 from ._recorder import Recorder
 
 NO_STEP_AFTER = 256  # training losses without an optimizer step before each loss counts as a step
@@ -44,6 +52,10 @@ TARGET_ELEMENTS = 1 << 22  # training targets held before they are counted (boun
 # and at most this many batches' targets: counting them costs ~0.2 ms of tensor ops, once per
 # 256 steps rather than once per flush
 TARGET_BATCHES = 256
+MAX_CANDIDATES = 16  # training losses held between two backward() calls
+# autograd nodes by which a loop scales its loss before backward (accumulation, GradScaler)
+_SCALING = {"DivBackward0", "DivBackward1", "MulBackward0", "MulBackward1", "MeanBackward0"}
+NO_LOSS_KEY = "fitscope/no_loss_captured"
 
 
 def guarded(fn: Callable) -> Callable:
@@ -122,8 +134,32 @@ class Watcher(FastPaths):
         half = (torch.float16, torch.bfloat16)
         # half-precision norms overflow at 65504: take them in float32 there
         self._norm_dtype = torch.float32 if any(p.dtype in half for p in self.params) else None
-        crit_name = type(criterion).__name__ if criterion is not None else ""
+        self._updates = _updates.UpdateSize(torch, self.params, self._norm_dtype)
+        self._update_next = 1  # the next step whose update size is measured
+        # a criterion module is wrapped and is the loss; otherwise torch.nn.functional losses,
+        # the model's output and the tensor backward() is called on are watched instead
+        self._crit_module = isinstance(criterion, torch.nn.Module)
+        if self._crit_module:
+            crit_name = type(criterion).__name__
+        elif criterion is not None:  # a plain function, e.g. F.nll_loss
+            fn = getattr(criterion, "__name__", "")
+            crit_name = _patches.FUNCTIONAL_LOSSES.get(fn, fn)
+        else:
+            crit_name = ""
         self._crit_name = crit_name
+        self.wants_losses = not self._crit_module
+        self._bw_steps = self.optimizer is None  # each backward() is a step
+        self.wants_backward = not self._crit_module or self._bw_steps
+        self._cands: list[tuple] = []  # (loss, logits, target, name, from_output) since backward
+        self._eval_seen: Any = None  # the latest evaluation loss taken (once per batch)
+        self._summed = False  # this step's losses are backward() tensors: summed, not averaged
+        self._losses_seen = False
+        self._user_loss = False  # run.log({"train/loss": ...}) is used
+        self._passes = Passes()
+        self._eval_auto: str | None = None  # the split the open pass's caller named, if any
+        self.last_pass: tuple[int, str, str | None] | None = None  # (step, split, task)
+        self._batch_dim = _facts.batch_dim(model)
+        self._input_batch = 0  # batch size of the model's latest input, during discovery
         self._reduction = str(getattr(criterion, "reduction", "mean"))
         ignore = getattr(criterion, "ignore_index", ev.DEFAULT_IGNORE_INDEX)
         self._ignore = ignore if isinstance(ignore, int) else ev.DEFAULT_IGNORE_INDEX
@@ -138,26 +174,33 @@ class Watcher(FastPaths):
         self._fast = False
         self._fast_until = 1  # the first step that needs the general path again
         self._attached = False
+        self._post_step: Any = None  # the optimizer's post-step hook while an update is measured
         self._attach()
 
     # -- attaching -------------------------------------------------------------
     def _attach(self) -> None:
         crit, model, opt = self.criterion, self.model, self.optimizer
-        if crit is not None and isinstance(crit, self._torch.nn.Module):
+        if self._crit_module:
             self._handles["_on_loss"] = _patches.ForwardWrapper(crit, self._loss_wrapper)
-        elif crit is None and hasattr(model, "register_forward_hook"):
+        elif hasattr(model, "register_forward_hook") and "_on_output" not in self.broken:
             self._handles["_on_output"] = model.register_forward_hook(
                 self._on_output, with_kwargs=True
             )
+        if self._discovery is not None and hasattr(model, "register_forward_pre_hook"):
+            self._handles["_on_input"] = model.register_forward_pre_hook(
+                self._on_input, with_kwargs=True
+            )
+        if callable(getattr(model, "train", None)) and hasattr(model, "__dict__"):
+            self._handles["_on_mode"] = _patches.ForwardWrapper(model, self._mode_wrapper, "train")
         if opt is not None:
             if hasattr(opt, "register_step_pre_hook"):
                 self._handles["_on_step"] = opt.register_step_pre_hook(self._on_step)
             else:
-                self._no_step = True
+                self._bw_steps = self.wants_backward = True
                 say_once(
                     f"optimizer-unhooked-{id(self)}",
                     f"cannot hook {type(opt).__name__}.step (not a torch.optim.Optimizer); "
-                    "each training loss is recorded as a step, without gradient norms",
+                    "each backward() is recorded as a step",
                 )
         _patches.register(self)
         self._attached = True
@@ -169,11 +212,16 @@ class Watcher(FastPaths):
         for h in self._handles.values():
             h.remove()
         self._handles.clear()
+        self._post_step = None
 
     def detach(self) -> None:
         """Remove every hook and hand over what is still pending."""
         self._detach_hooks()
         self.close_eval()
+        if self._bw_steps and self._updates.pending:
+            self._end_update()  # the last manual update happened after the last backward()
+        self._updates.cancel()
+        self._take_candidates()
         if (self._micro or self._last is not None) and (self._no_step or self.step == 0):
             self._loss_steps()  # never stepped: the losses are all there is to see
         self._emit_train_labels()
@@ -208,20 +256,149 @@ class Watcher(FastPaths):
             self._fail("_on_loss", exc)
 
     def _on_output(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+        """The model's output holds its loss: a tuple/list with a scalar, ``["loss"]``, ``.loss``."""
         try:
-            if isinstance(output, self._Tensor):
-                self._fail_quietly("_on_output")  # a plain model: its loss code is invisible
+            if isinstance(output, self._Tensor) or self._compiling():
+                if isinstance(output, self._Tensor):  # a plain model: nothing to read here
+                    self._fail_quietly("_on_output")
                 return
-            if isinstance(output, dict):
-                loss, logits = output.get("loss"), output.get("logits")
-            else:
-                loss, logits = getattr(output, "loss", None), getattr(output, "logits", None)
-            if isinstance(loss, self._Tensor):
-                self._loss(loss, logits, kwargs.get("labels"))
+            loss, logits = _loss_in(output, self._Tensor)
+            if loss is None or loss is self._eval_seen:
+                return
+            if any(c[0] is loss for c in self._cands):
+                return  # a functional loss inside forward already gave it
+            target = None
+            for name in ("labels", "targets", "target", "y"):
+                if isinstance(kwargs.get(name), self._Tensor):
+                    target = kwargs[name]
+                    break
+            if target is None and len(args) > 1 and isinstance(args[1], self._Tensor):
+                target = args[1]
+            self._seen(loss, logits, target, self._crit_name, "mean", ev.DEFAULT_IGNORE_INDEX, True)
         except Exception as exc:
             self._fail("_on_output", exc)
 
+    def _on_input(self, module: Any, args: tuple, kwargs: dict) -> None:
+        """During the first step: the batch size, from the model's first tensor input."""
+        try:
+            first = next(
+                (a for a in (*args, *kwargs.values()) if isinstance(a, self._Tensor)), None
+            )
+            if first is not None and first.dim() > self._batch_dim:
+                self._input_batch = int(first.shape[self._batch_dim])
+        except Exception as exc:
+            self._fail("_on_input", exc)
+
+    def _mode_wrapper(self, train: Callable) -> Callable:
+        """``model.train(mode)`` / ``model.eval()``: an evaluation pass ends there."""
+
+        def train_watched(*args: Any, **kwargs: Any) -> Any:
+            out = train(*args, **kwargs)
+            if self._attached and self._eval is not None and "_on_mode" not in self.broken:
+                try:
+                    self.close_eval()
+                except Exception as exc:
+                    self._fail("_on_mode", exc)
+            return out
+
+        return train_watched
+
+    # -- functional losses, model outputs and backward() (without a criterion module) ------
+    def on_functional(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
+        """A ``torch.nn.functional`` loss was called (anywhere, also inside ``forward``)."""
+        if not self._attached or self._crit_module or "on_functional" in self.broken:
+            return
+        try:
+            if not isinstance(out, self._Tensor) or self._dynamo():
+                return
+            logits = args[0] if args else kwargs.get("input")
+            target = args[1] if len(args) > 1 else kwargs.get("target")
+            reduction = kwargs.get("reduction", "mean")
+            ignore = kwargs.get("ignore_index", ev.DEFAULT_IGNORE_INDEX)
+            if not isinstance(reduction, str):
+                reduction = "mean"
+            if not isinstance(ignore, int):
+                ignore = ev.DEFAULT_IGNORE_INDEX
+            self._seen(out, logits, target, name, reduction, ignore, False)
+        except Exception as exc:
+            self._fail("on_functional", exc)
+
+    def _seen(
+        self,
+        loss: Any,
+        logits: Any,
+        target: Any,
+        name: str,
+        reduction: str,
+        ignore: int,
+        from_output: bool,
+    ) -> None:
+        """A loss seen outside a criterion module: a training candidate or an eval batch."""
+        training = self.model.training
+        pending = self._cands or self._last is not None or self._micro
+        if training and self._grad_on():
+            if self._eval is not None:
+                self.close_eval()
+            if len(self._cands) < MAX_CANDIDATES:
+                self._cands.append((loss, logits, target, name, from_output))
+        elif not training or not pending:
+            # a loss under no_grad in the middle of a training step is a metric, not a pass
+            self._eval_batch(loss, logits, target, name, reduction, ignore)
+            self._eval_seen = loss
+
+    def before_backward(self, tensor: Any) -> None:
+        """``tensor.backward()`` is about to run: the micro-batch's loss is decided here."""
+        if not self._attached or "before_backward" in self.broken:
+            return
+        try:
+            if self._dynamo() or self._flags._is_compiling_flag:
+                return
+            if self._bw_steps and self._updates.pending:
+                self._end_update()  # the previous step's manual update is done by now
+            if self._crit_module:
+                return  # the criterion gave the loss
+            self._backward_loss(_patches.unscaled(tensor))
+        except Exception as exc:
+            self._fail("before_backward", exc)
+
+    def _backward_loss(self, t: Any) -> None:
+        cands, self._cands = self._cands, []
+        scalar = isinstance(t, self._Tensor) and t.dim() == 0 and t.is_floating_point()
+        found = _match(t, cands) if cands else None
+        if found is None:
+            found = next((c for c in cands if c[4]), None)  # the model's own loss
+        if found is not None:
+            loss, logits, target, name, _ = found
+            self._train_loss(loss, logits, target, name, False)
+        elif scalar:  # a custom loss: the tensor itself (a loop divides it under accumulation)
+            logits, target, name = cands[0][1:4] if cands else (None, None, self._crit_name)
+            self._train_loss(t, logits, target, name, True)
+
+    def _take_candidates(self) -> None:
+        """Losses seen but never passed to backward() (e.g. ``torch.autograd.grad``)."""
+        if self._cands:
+            found = next((c for c in self._cands if c[4]), self._cands[0])
+            self._cands = []
+            self._train_loss(found[0], found[1], found[2], found[3], False)
+
+    def after_backward(self, tensor: Any) -> None:
+        """Without an optimizer to hook, each backward() is a step."""
+        if not (self._bw_steps and self._attached) or "after_backward" in self.broken:
+            return
+        try:
+            if self._compiling():
+                return
+            if self._eval is not None:
+                self.close_eval()
+            self._grad_norms()  # right after backward: before any clipping
+            self.step += 1
+            self._row("step", None)
+        except Exception as exc:
+            self._fail("after_backward", exc)
+
     def _fail_quietly(self, name: str) -> None:
+        """Remove a hook that is not needed (kept off if the hooks are attached again)."""
+        self.broken.add(name)
         handle = self._handles.pop(name, None)
         if handle is not None:
             handle.remove()
@@ -230,16 +407,23 @@ class Watcher(FastPaths):
         if self._compiling():  # traced by torch.compile: stay out of the graph
             return
         if not (self.model.training and self._grad_on()):
-            self._eval_batch(loss, logits, target)
+            self._eval_batch(loss, logits, target, self._crit_name, self._reduction, self._ignore)
             return
+        self._train_loss(loss, logits, target, self._crit_name, False)
+
+    def _train_loss(self, loss: Any, logits: Any, target: Any, name: str, summed: bool) -> None:
+        """One micro-batch's training loss (``summed``: a backward() tensor, scaled by the loop)."""
         if self._eval is not None:
             self.close_eval()
+        self._summed = summed
+        self._losses_seen = True
         if self._last is not None:  # gradient accumulation: the previous micro-batch's loss
             self._micro.append(loss_scalar(self._last))
         self._last = loss
         d = self._discovery
         if d is not None:
-            d.see(logits, target)
+            d.see(logits, target, name, self._input_batch)
+            self._input_batch = 0
             self._count_labels = d.task is not None
         if self._count_labels and isinstance(target, self._Tensor):
             targets = self._targets
@@ -249,7 +433,7 @@ class Watcher(FastPaths):
                 self._target_cap = max(1, min(TARGET_BATCHES, per_batch))
             elif len(targets) >= self._target_cap:
                 self._fold_labels()
-        if self._no_step or len(self._micro) >= NO_STEP_AFTER:
+        if (self._no_step and not self._bw_steps) or len(self._micro) >= NO_STEP_AFTER:
             self._loss_steps()
 
     def _take_losses(self) -> list[Any]:
@@ -258,6 +442,11 @@ class Watcher(FastPaths):
         if self._last is not None:
             micro.append(loss_scalar(self._last))
             self._last = None
+        if self._user_loss:
+            return []  # the loop logs train/loss itself: its value is the one kept
+        if self._summed and len(micro) > 1:
+            # backward() tensors of a custom loss: the loop divided them for accumulation
+            micro = [self._torch.stack(micro).sum()]
         return micro
 
     def _loss_steps(self) -> None:
@@ -272,7 +461,10 @@ class Watcher(FastPaths):
                 "the model is not being updated. Recording every loss as its own step.",
             )
         self._end_discovery()
-        micro = self._take_losses()
+        micro, self._micro = self._micro, []
+        if self._last is not None:
+            micro.append(loss_scalar(self._last))
+            self._last = None
         self.rec.scalars.extend(micro)
         for _ in micro:
             self.step += 1
@@ -284,6 +476,7 @@ class Watcher(FastPaths):
         d, self._discovery = self._discovery, None
         if d is None:
             return
+        self._fail_quietly("_on_input")
         self._task, self._classes = d.task, d.classes
         self._count_labels = self._task is not None
         if self._task is None:
@@ -293,24 +486,47 @@ class Watcher(FastPaths):
         self._send_facts()
 
     # -- evaluation ----------------------------------------------------------------
-    def _eval_batch(self, loss: Any, logits: Any, target: Any) -> None:
-        task = ev.task_of(self._crit_name, logits, target)
+    def _eval_batch(
+        self, loss: Any, logits: Any, target: Any, name: str, reduction: str, ignore: int
+    ) -> None:
+        task = ev.task_of(name, logits, target)
         classes = ev.num_classes(task, logits)
-        if self._eval is not None and (task, classes) != (self._eval.task, self._eval.classes):
-            self.close_eval()  # a different kind of batch starts a new pass
+        auto = split_in_caller()
+        if self._eval is not None and (
+            (task, classes) != (self._eval.task, self._eval.classes) or auto != self._eval_auto
+        ):
+            self.close_eval()  # a different kind of batch, or another split, starts a new pass
         if self._eval is None:
             self._fast = False
             self._eval = ev.EvalPass(task, classes, loss.device)
-        self._eval.add(loss, logits, target, self._reduction, self._ignore)
+            self._eval_auto = auto
+            if auto is not None and self._passes.name is None:  # run.split(...) wins
+                self._passes.name_next(auto)
+        self._eval.add(loss, logits, target, reduction, ignore)
 
     def close_eval(self) -> None:
         """End an evaluation pass: its sums become one record at the current step."""
         if self._eval is None:
             return
         done, self._eval = self._eval, None
-        self.rec.vector("eval", "val", self.step, done.acc, {"task": done.task})
+        split = self._passes.prefix(self.step)
+        self.last_pass = (self.step, split, done.task)
+        self.rec.vector("eval", split, self.step, done.acc, {"task": done.task, "split": split})
         self._emit_train_labels()
         self.flush()
+
+    def user_logs_loss(self) -> None:
+        """``run.log({"train/loss": ...})``: the loop's own value replaces the captured one."""
+        self._losses_seen = self._user_loss = True
+        self._fast = False
+
+    def name_split(self, name: str | None) -> None:
+        """``run.split(name)``: the evaluation pass that follows belongs to split ``name``."""
+        try:
+            self.close_eval()
+            self._passes.name_next(name)
+        except Exception as exc:
+            self._fail("split", exc)
 
     def _emit_train_labels(self) -> None:
         self._fold_labels()
@@ -403,6 +619,8 @@ class Watcher(FastPaths):
                 self.close_eval()
             if self._compiling():
                 return
+            if self._cands:
+                self._take_candidates()
             if self._norms is None:
                 self._grad_norms()
             if self._scaler:
@@ -417,7 +635,7 @@ class Watcher(FastPaths):
         except Exception as exc:
             self._fail("_on_step", exc)
 
-    def _row(self, kind: str, optimizer: Any) -> None:
+    def _row(self, kind: str, optimizer: Any) -> None:  # noqa: C901
         """Record the step being taken (or skipped)."""
         step, rec = self.step, self.rec
         scalars = rec.scalars
@@ -428,9 +646,10 @@ class Watcher(FastPaths):
             n_norms = len(norms)
         losses = self._take_losses()
         scalars.extend(losses)
-        hyper = [(g["lr"], g.get("weight_decay")) for g in optimizer.param_groups]
-        if hyper != self._hyper_last:
-            self._hyper(hyper)
+        if optimizer is not None:
+            hyper = [(g["lr"], g.get("weight_decay")) for g in optimizer.param_groups]
+            if hyper != self._hyper_last:
+                self._hyper(hyper)
         n_pnorms = 0
         if (step == 1 or step % PARAM_NORM_EVERY == 0) and self.params:
             with self._torch.no_grad():
@@ -443,6 +662,10 @@ class Watcher(FastPaths):
             scalars.extend(t for _, t in self._extras)
             self._extras = []
         rec.rows.append((step, kind, n_norms, self._present, len(losses), n_pnorms, extras))
+        if kind == "step" and step >= self._update_next and self.params:
+            self._begin_update(step, optimizer)
+        if step == NO_LOSS_AFTER and not self._losses_seen:
+            self._no_loss(step)
         if self._discovery is not None or self._facts_dirty:
             self._end_discovery()
             if self._facts_dirty:
@@ -454,6 +677,39 @@ class Watcher(FastPaths):
         if rec.due():
             self.flush()
         self._refresh_fast()
+
+    # -- update size ||dw|| / ||w|| (see _updates) ---------------------------------------
+    def _begin_update(self, step: int, optimizer: Any) -> None:
+        self._update_next = _updates.next_due(step)
+        if self._bw_steps:  # measured at the next backward() (or at finish)
+            self._updates.begin(step)
+        elif hasattr(optimizer, "register_step_post_hook"):
+            self._updates.begin(step)
+            self._post_step = optimizer.register_step_post_hook(self._after_step)
+
+    def _after_step(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
+        handle, self._post_step = self._post_step, None
+        try:
+            if handle is not None:
+                handle.remove()
+            self._end_update()
+        except Exception as exc:
+            self._fail("update size", exc)
+
+    def _end_update(self) -> None:
+        got = self._updates.end()
+        if got is not None:
+            self.rec.vector("update", "update_ratio", got[0], got[1])
+
+    def _no_loss(self, step: int) -> None:
+        """No training loss after the first steps: say what to do, once, and mark the run."""
+        say_once(
+            f"no-loss-{id(self)}",
+            f"no training loss captured in {step} steps: pass the criterion "
+            "(fitscope.watch(model, optimizer, criterion)), use a torch.nn.functional loss, "
+            'call backward() on the loss, or log it with run.log({"train/loss": loss})',
+        )
+        self.rec.scalar(NO_LOSS_KEY, step, 1.0)
 
     def _hyper(self, hyper: list[tuple[Any, Any]]) -> None:
         """The learning rates or weight decays changed (or are tensors): record them."""
@@ -486,6 +742,10 @@ class Watcher(FastPaths):
             self.facts["grad_clip"] = float(max_norm)
             self._facts_dirty = True
             self._fast = False
+            if self._bw_steps:
+                self._send_facts()
+        if self._bw_steps:
+            return  # the step was recorded right after backward(), before this clipping
         if self._norms is None:
             self._grad_norms()
 
@@ -512,6 +772,7 @@ class Watcher(FastPaths):
             self._grad_norms()
         self.step += 1
         self._row("skipped", self.optimizer)
+        self._updates.cancel()
 
     # -- hand-over -------------------------------------------------------------------
     def _send_facts(self) -> None:
@@ -523,3 +784,41 @@ class Watcher(FastPaths):
         """Hand what is pending to the sender (training thread).  Training targets wait
         to be counted until the label histogram is due or ``TARGET_BATCHES`` are held."""
         self.rec.pack()
+
+
+def _loss_in(output: Any, tensor: Any) -> tuple[Any, Any]:
+    """``(loss, logits)`` held by a model's output: a dict, an object with ``.loss``, or a
+    tuple/list with a 0-d floating tensor (the first tensor of 2+ dimensions is the logits)."""
+    if isinstance(output, dict):
+        loss, logits = output.get("loss"), output.get("logits")
+    elif isinstance(output, (tuple, list)):
+        loss = logits = None
+        item: Any
+        for item in output[:8]:
+            if not isinstance(item, tensor):
+                continue
+            if loss is None and item.dim() == 0 and item.is_floating_point():
+                loss = item
+            elif logits is None and item.dim() >= 1:
+                logits = item
+    else:
+        loss, logits = getattr(output, "loss", None), getattr(output, "logits", None)
+    if not isinstance(loss, tensor) or loss.dim() != 0:
+        return None, None
+    return loss, logits if isinstance(logits, tensor) else None
+
+
+def _match(t: Any, cands: list[tuple]) -> tuple | None:
+    """The candidate loss ``t`` is, or that ``t`` is a scaled copy of (``loss / k``)."""
+    for c in cands:
+        if c[0] is t:
+            return c
+    fn = getattr(t, "grad_fn", None)
+    if fn is None or type(fn).__name__ not in _SCALING:
+        return None
+    parents = [n for n, _ in fn.next_functions if n is not None]
+    for c in cands:
+        g = getattr(c[0], "grad_fn", None)
+        if g is not None and g in parents:
+            return c
+    return None

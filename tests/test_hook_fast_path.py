@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hook_support import AppServer, app_server, classification_data, mlp  # noqa: F401
 from torch import nn
 
@@ -57,7 +58,41 @@ def _skips_a_step_sometimes(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
         opt.step()
 
 
+def _functional(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    """No criterion passed to watch: F.cross_entropy, seen by the functional wrapper, and the
+    loss matched at backward(); an evaluation pass now and then."""
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    if i % 30 == 29:
+        model.eval()
+        with torch.no_grad():
+            F.cross_entropy(model(x), y)
+        model.train()
+
+
+def _functional_accumulated(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    opt.zero_grad()
+    for xs, ys in zip((x[:16], x[16:]), (y[:16], y[16:]), strict=True):
+        (F.cross_entropy(model(xs), ys) / 2).backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+    opt.step()
+
+
+def _custom_loss(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    """No functional loss at all: the tensor backward() is called on."""
+    opt.zero_grad()
+    out = model(x)
+    (out.logsumexp(1) - out.gather(1, y[:, None])[:, 0]).mean().backward()
+    opt.step()
+
+
+FUNCTIONAL = {"functional", "functional accumulation", "custom loss"}
+
 LOOPS: dict[str, Callable] = {
+    "functional": _functional,
+    "functional accumulation": _functional_accumulated,
+    "custom loss": _custom_loss,
     "plain": _plain,
     "clip_grad_norm_": _clipped,
     "accumulation": _accumulated,
@@ -78,7 +113,8 @@ def _train(server: AppServer, loop: Callable, scheduler: bool, frozen_bias: bool
     )
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=40, gamma=0.5) if scheduler else None
     crit = nn.CrossEntropyLoss()
-    run = server.watch(model, opt, crit, interval=0.01)
+    functional = loop in (LOOPS[k] for k in FUNCTIONAL)
+    run = server.watch(model, opt, None if functional else crit, interval=0.01)
     for i in range(STEPS):
         if frozen_bias:  # a parameter without a gradient on some steps
             model[2].bias.requires_grad_(i % 10 != 3)

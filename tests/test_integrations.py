@@ -147,8 +147,78 @@ def test_lightning_callback_with_a_returned_loss_and_accumulation(server, tmp_pa
     # the mean of the two micro-batch losses, not the loss divided for accumulation
     assert first * 0.8 < loss[0] < first * 1.2
     assert _steps(server, run_id, "val/loss") == [4, 8]
-    assert _steps(server, run_id, "val/accuracy") == [4, 8]  # from the logged val_acc
-    assert "val/confidence" not in _counts(server, run_id)
+    # F.cross_entropy in validation_step is seen by the hook: accuracy and confidence too
+    assert _steps(server, run_id, "val/accuracy") == [4, 8]
+    assert _counts(server, run_id)["val/confidence"] == 2
+    fs = server.api(f"/api/v1/runs/{run_id}")["config"]["fitscope"]
+    assert (fs["batch_size"], fs["micro_batch_size"], fs["grad_accumulation"]) == (32, 16, 2)
+    assert fs["num_classes"] == 2
+
+
+@need_lightning
+def test_lightning_functional_loss_and_trainer_test_after_fit(server, tmp_path):
+    code = LIGHTNING_PRELUDE + textwrap.dedent("""
+        class Functional(pl.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.net = nn.Linear(8, 3)
+
+            def forward(self, xb):
+                return self.net(xb)
+
+            def training_step(self, batch, i):
+                xb, yb = batch
+                loss = F.cross_entropy(self(xb), yb)
+                self.log("train_loss", loss, on_step=True, on_epoch=True)
+                return loss
+
+            def validation_step(self, batch, i):
+                xb, yb = batch
+                self.log("val_loss", F.cross_entropy(self(xb), yb), on_step=True, on_epoch=True)
+                self.log("val_f1", 0.25)
+
+            def test_step(self, batch, i):
+                xb, yb = batch
+                logits = self(xb)
+                self.log("test_loss", F.cross_entropy(logits, yb))
+                self.log("test_f1", 0.75)
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        torch.manual_seed(1)
+        model = Functional()
+        cb = FitscopeCallback(project="pl", name="functional-test")
+        trainer = pl.Trainer(callbacks=[cb], **quiet)
+        trainer.fit(model, train, val)
+        test_x, test_y = x[64:112], y[64:112]
+        with torch.no_grad():
+            logits = model(test_x)
+            print("TEST", F.cross_entropy(logits, test_y).item(),
+                  (logits.argmax(1) == test_y).float().mean().item())
+            print("LAST", F.cross_entropy(model(x[112:128]), y[112:128]).item())
+        trainer.test(model, DataLoader(TensorDataset(test_x, test_y), batch_size=48))
+        print("RUN", cb.run.id)
+    """)
+    proc = run_script(code, tmp_path, server.url)
+    run_id = _run_id(proc)
+    out = {ln.split()[0]: ln.split()[1:] for ln in proc.stdout.splitlines() if ln[:4].isupper()}
+    counts = _counts(server, run_id)
+    assert _steps(server, run_id, "train/loss") == list(range(1, 17))
+    for key in ("val/loss", "val/accuracy", "val/f1"):
+        assert _steps(server, run_id, key) == [8, 16], key
+    assert not any(k.endswith("_epoch") or k.endswith("_step") for k in counts), counts
+    # the test after fit, under its own split, at the last step
+    test = server.api(f"/api/v1/runs/{run_id}/series", key="test/loss")
+    assert test["steps"] == [16]
+    assert test["values"][0] == pytest.approx(float(out["TEST"][0]), rel=1e-5)
+    acc = server.api(f"/api/v1/runs/{run_id}/series", key="test/accuracy")["values"]
+    assert acc[0] == pytest.approx(float(out["TEST"][1]), rel=1e-5)
+    assert _steps(server, run_id, "test/f1") == [16]
+    assert counts["test/confidence"] == 1
+    fs = server.api(f"/api/v1/runs/{run_id}")["config"]["fitscope"]
+    assert (fs["batch_size"], fs["grad_accumulation"], fs["num_classes"]) == (16, 1, 3)
+    assert server.api(f"/api/v1/runs/{run_id}")["status"] == "finished"
 
 
 HF_SCRIPT = textwrap.dedent("""
@@ -182,14 +252,56 @@ HF_SCRIPT = textwrap.dedent("""
     args = TrainingArguments(output_dir=out, per_device_train_batch_size=8, per_device_eval_batch_size=16,
                              num_train_epochs=2, eval_strategy="epoch", logging_steps=2, learning_rate=1e-3,
                              save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True,
-                             run_name="tiny-bert")
+                             run_name="tiny-bert",
+                             gradient_accumulation_steps=int(os.environ.get("GA", "1")))
     cb = FitscopeCallback(project="hf")
     trainer = Trainer(model=model, args=args, train_dataset=Tokens(64, 1), eval_dataset=Tokens(40, 2),
                       compute_metrics=accuracy, callbacks=[cb])
+    micro = []  # the loss the model computed for each training micro-batch
+    model.register_forward_hook(lambda m, a, o: micro.append(o.loss.item()) if m.training else None)
     trainer.train()
     trainer.save_state()
+    print("MICRO", *micro)
+    if os.environ.get("FINAL"):
+        m = trainer.evaluate()
+        print("EVAL", m["eval_loss"], m["eval_accuracy"])
+        m = trainer.evaluate(Tokens(24, 3), metric_key_prefix="test")
+        print("TEST", m["test_loss"], m["test_accuracy"])
     print("RUN", cb.run.id)
 """)
+
+
+@need_transformers
+def test_huggingface_accumulation_and_evaluate_after_training(server, tmp_path):
+    proc = run_script(
+        HF_SCRIPT, tmp_path, server.url, OUT_DIR=str(tmp_path / "out"), GA="2", FINAL="1"
+    )
+    run_id = _run_id(proc)
+    out = {ln.split()[0]: ln.split()[1:] for ln in proc.stdout.splitlines() if ln[:4].isupper()}
+    counts = _counts(server, run_id)
+    # 64 samples / (8 x 2) = 4 optimizer steps per epoch
+    assert _steps(server, run_id, "train/loss") == list(range(1, 9))
+    assert _steps(server, run_id, "val/loss") == [4, 8]
+    # the evaluate() after training: a second pass at step 8, never merged with the first
+    final = server.api(f"/api/v1/runs/{run_id}/series", key="val2/loss")
+    assert final["steps"] == [8]
+    assert final["values"][0] == pytest.approx(float(out["EVAL"][0]), rel=1e-4)
+    test = server.api(f"/api/v1/runs/{run_id}/series", key="test/loss")
+    assert test["steps"] == [8]
+    assert test["values"][0] == pytest.approx(float(out["TEST"][0]), rel=1e-4)
+    acc = server.api(f"/api/v1/runs/{run_id}/series", key="test/accuracy")["values"]
+    assert acc[0] == pytest.approx(float(out["TEST"][1]), rel=1e-4)
+    assert "epoch" not in counts and "test_loss" not in counts
+    fs = server.api(f"/api/v1/runs/{run_id}")["config"]["fitscope"]
+    assert (fs["batch_size"], fs["micro_batch_size"], fs["grad_accumulation"]) == (16, 8, 2)
+    assert fs["num_classes"] == 3
+    # the mean of the model's own micro-batch losses, whatever the Trainer does to them
+    # (transformers 5 skips its division for models taking **kwargs, so its log is 2x this)
+    micro = [float(v) for v in out["MICRO"]]
+    assert len(micro) == 16
+    live = server.api(f"/api/v1/runs/{run_id}/series", key="train/loss")["values"]
+    for step in range(8):
+        assert live[step] == pytest.approx((micro[2 * step] + micro[2 * step + 1]) / 2, rel=1e-5)
 
 
 @need_transformers
@@ -203,7 +315,7 @@ def test_huggingface_callback_and_import_of_its_trainer_state(server, tmp_path):
     for key in ("val/loss", "val/accuracy"):
         assert _steps(server, run_id, key) == [8, 16], key
     assert counts["val/confidence"] == 2
-    assert _steps(server, run_id, "epoch") == list(range(2, 17, 2))  # from the Trainer's logs
+    assert "epoch" not in counts  # not a metric
     assert not any("runtime" in k or "per_second" in k for k in counts)
     run = server.api(f"/api/v1/runs/{run_id}")
     assert run["name"] == "tiny-bert" and run["status"] == "finished"

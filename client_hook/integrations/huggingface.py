@@ -10,9 +10,11 @@ from the model's output (``outputs.loss``) on every forward pass, so
 ``train/loss`` is recorded every optimizer step (not only every
 ``logging_steps``), and evaluation passes give ``val/loss`` and, for
 classification (``logits`` [N, C] with integer ``labels``), ``val/accuracy`` and
-the confidence histogram.  Other metrics the Trainer logs (``eval_f1`` ->
-``val/f1``, ``epoch``) are recorded at its logging steps.  Only the main
-process records.
+the confidence histogram.  ``trainer.evaluate()`` after training is recorded
+too, at the last step (``metric_key_prefix="test"`` gives ``test/*``); the run
+finishes at interpreter exit (or ``callback.run.finish()``).  Other metrics the
+Trainer logs (``eval_f1`` -> ``val/f1``) are recorded at its logging steps;
+``epoch`` is not a metric and is left out.  Only the main process records.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class FitscopeCallback(TrainerCallback):
         self._tap: Any = None
         self._handle: Any = None
         self._classified = False
+        self._evaluated: dict[str, str] = {}  # metric prefix -> split of the latest evaluate()
 
     def on_train_begin(
         self,
@@ -122,11 +125,15 @@ class FitscopeCallback(TrainerCallback):
                 return
             import torch
 
+            labels = kwargs.get("labels")
             if module.training and torch.is_grad_enabled():
-                self._tap(loss)
+                out = output.get("logits") if isinstance(output, Mapping) else None
+                if isinstance(out, torch.Tensor) and isinstance(labels, torch.Tensor):
+                    self._tap(out, labels, loss)  # shapes give batch size and classes
+                else:
+                    self._tap(loss)
                 return
             logits: Any = output.get("logits") if isinstance(output, Mapping) else None
-            labels = kwargs.get("labels")
             if classification_pair(logits, labels):
                 self._classified = True
                 self._tap(logits.detach(), labels, loss)
@@ -137,16 +144,40 @@ class FitscopeCallback(TrainerCallback):
             if self._handle is not None:
                 self._handle.remove()
 
+    def _close_pass(self, logs: dict) -> None:
+        """An evaluation's metrics are logged (just before ``on_evaluate``): its batches become
+        one record, under the split its metric prefix names (``eval_`` -> ``val/``,
+        ``test_`` -> ``test/``)."""
+        watcher = None if self.run is None or self.run.finished else self.run._watcher
+        prefix = _metric_prefix(logs)
+        if watcher is None or prefix is None:
+            return
+        try:
+            split = "val" if prefix == "eval" else prefix
+            watcher._passes.name_next(split)
+            watcher.close_eval()
+            watcher._passes.name = None  # no pass was open: the name names nothing later
+            self._evaluated = {prefix: split}
+        except Exception as exc:
+            say_once("hf-evaluate", f"could not record an evaluation: {exc}")
+
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
     ) -> None:
-        if self.run is None or not logs or "train_runtime" in logs:
+        if self.run is None or self.run.finished or not logs or "train_runtime" in logs:
             return
+        self._close_pass(logs)
         own = _HOOK_KEYS | ({"val/accuracy"} if self._classified else set())
         values = {}
         for name, value in logs.items():
             key = hf_key(name)
-            if key in own or is_noise(name) or isinstance(value, bool):
+            prefix, _, rest = name.partition("_")
+            if prefix in self._evaluated and prefix != "eval" and rest:
+                split = self._evaluated[prefix]
+                key = f"{split}/{rest}"
+                if rest in ("loss", "accuracy"):
+                    continue  # recorded by the hook from the pass itself
+            if key in own or key == "epoch" or is_noise(name) or isinstance(value, bool):
                 continue
             if isinstance(value, (int, float)):
                 values[key] = value
@@ -154,8 +185,18 @@ class FitscopeCallback(TrainerCallback):
             self.run.log(values, step=state.global_step)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
-        if self.run is not None:
-            self.run.finish()
+        # not finished here: trainer.evaluate() may follow; the run finishes at exit
+        if self.run is not None and not self.run.finished and self.run._watcher is not None:
+            self.run._watcher.close_eval()
+
+
+def _metric_prefix(logs: dict) -> str | None:
+    """``eval`` for an evaluation's ``{"eval_loss": ..., "eval_runtime": ...}``, ``test`` for
+    ``{"test_loss": ...}``; None for training logs."""
+    for name in logs:
+        if name.endswith("_runtime") and name != "train_runtime":
+            return name[: -len("_runtime")]
+    for name in logs:
+        if name.endswith("_loss") and name != "train_loss":
+            return name[: -len("_loss")]
+    return None

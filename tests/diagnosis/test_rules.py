@@ -866,6 +866,11 @@ CASES: dict[str, list[tuple[str, dict, Facts, str | None]]] = {
         ),
         ("batch 64", {"loss": healthy_loss(20), "lr": [0.4] * 20}, facts(batch_size=64), None),
     ],
+    "no_loss_captured": [
+        ("gradients, no loss", {"grads": grads_ok(30), "lr": [0.1] * 30}, facts(), "info"),
+        ("a loss recorded", {"loss": healthy_loss(30), "grads": grads_ok(30)}, facts(), None),
+        ("10 steps only", {"grads": grads_ok(10), "lr": [0.1] * 10}, facts(), None),
+    ],
 }
 
 PARAMS = [

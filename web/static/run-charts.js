@@ -2,8 +2,14 @@
 // The run page's charts, drawn from the page state (see run.js). A chart is redrawn only when
 // something it shows changed. All step charts share one zoom range.
 fs.runCharts = (() => {
+  // evaluation splits: val/, test/, train_eval/ (run.split("train")), eval2/... (a second
+  // unnamed pass at one step) and any split named with run.split(name)
+  const EVAL_LOSS = /^(val|test|train_eval|eval\d+|[a-z][a-z0-9_]*\d*)\/loss$/;
+  function isEvalKey(k) {
+    return k !== "train/loss" && EVAL_LOSS.test(k.replace(/\/accuracy$/, "/loss"));
+  }
   const LINE = {
-    loss: { match: (k) => k === "train/loss" || k === "val/loss", allAlerts: true },
+    loss: { match: (k) => k === "train/loss" || isEvalKey(k), allAlerts: true },
     acc: { match: (k) => k.endsWith("/accuracy") },
     grad: { match: (k) => k === "grad_norm/total" },
     lr: { match: (k) => k.startsWith("lr/") },
@@ -15,7 +21,10 @@ fs.runCharts = (() => {
 
   function colorFor(t, key) {
     const p = t.palette;
-    const fixed = { "train/loss": 0, "val/loss": 1, "val/accuracy": 2, "train/accuracy": 0, "grad_norm/total": 4 };
+    const fixed = {
+      "train/loss": 0, "val/loss": 1, "val/accuracy": 2, "train/accuracy": 0, "grad_norm/total": 4,
+      "test/loss": 6, "test/accuracy": 6, "train_eval/loss": 7, "train_eval/accuracy": 7,
+    };
     if (key in fixed) return p[fixed[key] % p.length];
     const m = /^lr\/(\d+)$/.exec(key);
     if (m) return p[(Number(m[1]) + 3) % p.length];
@@ -119,7 +128,7 @@ fs.runCharts = (() => {
       const s = st.series.get(k);
       traces.push(...fs.plots.seriesTraces(t, k, fs.xaxis.mapView(ax, s.view()), {
         color: colorFor(t, k), smoothing: st.smoothing, smoothSparse: st.smoothSparse,
-        markers: s.x.length < 300 && (k.startsWith("val/") || s.x.length < fs.plots.SPARSE),
+        markers: s.x.length < 300 && (isEvalKey(k) || s.x.length < fs.plots.SPARSE),
         width: st.highlight.has(k) ? 3 : 1.6,
       }));
     }

@@ -16,6 +16,7 @@ from . import (
     label_shift,
     lr_jump,
     lr_too_high,
+    no_loss_captured,
     no_update,
     non_finite,
     not_learning,
@@ -51,6 +52,7 @@ RULES: list[Rule] = [
     calibration.UNDER,
     plateau.RULE,
     early_stop.RULE,
+    no_loss_captured.RULE,
 ]
 BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
 
