@@ -187,10 +187,12 @@ def test_metric_columns_and_sorting_by_them(client):
         ({"metric": "last:\x01"}, "metric"),
     ],
 )
-def test_bad_parameters_get_a_422_that_says_why(client, params, says):
+def test_bad_parameters_get_a_4xx_that_says_why(client, params, says):
     _run(client, "x")
     r = client.get("/api/v1/runs", params=params)
-    assert r.status_code == 422 and says in r.text, r.text
+    # a NUL in any query parameter is refused (400) before the route; the rest are 422
+    want = 400 if any("\x00" in str(v) for v in params.values()) else 422
+    assert r.status_code == want and says in r.text, r.text
     assert client.get("/api/v1/runs").status_code == 200
 
 

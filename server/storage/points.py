@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
 
-from ..decode import BadBatch, Batch
+from ..decode import BadBatch, Batch, everything_refused
 from ..models import PointBlockRow, SeriesRow
 from . import blocks, blockwrite, histograms, runs, runs_table
 from .blocks import Block
@@ -112,6 +112,8 @@ def ingest(s: Session, run_id: str, batch: Batch, cache: dict | None = None) -> 
     if batch.refused:  # keys of the other kind: left out, the rest is stored
         batch.scalars = {k: v for k, v in batch.scalars.items() if k in ids}
         batch.histograms = [h for h in batch.histograms if h.key in ids]
+        if not batch.scalars and not batch.histograms:  # rolls the claim back: a 422
+            raise everything_refused(batch.refused)
     out = Stored(points=batch.n_points)
     chunks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for key, (steps, values) in batch.scalars.items():
