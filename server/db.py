@@ -124,6 +124,8 @@ class Database:
             s.commit()
         except (OperationalError, InterfaceError) as exc:
             # locked (SQLite), restarted or unreachable (PostgreSQL): the client should retry
+            if self.dialect != "sqlite":
+                _invalidate(s)
             self._rollback(s)
             self.last_outage = time.monotonic()
             raise DatabaseBusy(str(exc.orig)[:200]) from exc
@@ -134,7 +136,9 @@ class Database:
                 raise DatabaseBusy(str(exc.orig)[:200]) from exc
             raise
         except self._driver_errors as exc:
-            # e.g. psycopg's AdminShutdown when PostgreSQL drops the connection mid-write
+            # e.g. psycopg's AdminShutdown when PostgreSQL drops the connection mid-write: the
+            # connection is discarded, not reset (a reset of a dead one only logs a traceback)
+            _invalidate(s)
             self._rollback(s)
             self.last_outage = time.monotonic()
             raise DatabaseBusy(str(exc)[:200]) from exc
@@ -155,6 +159,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _invalidate(s: Session) -> None:
+    """Have the pool discard the session's connection instead of resetting it."""
+    try:
+        s.connection().invalidate()
+    except Exception:  # noqa: BLE001 - already gone: nothing to discard
+        pass
 
 
 def _rollback(s: Session) -> None:

@@ -219,7 +219,9 @@ def test_open_streams_are_capped_with_a_503(sqlite_url, tmp_path):
         assert "FITSCOPE_MAX_STREAMS" in r.json()["detail"]
         assert httpx.get(f"{srv.url}/api/v1/runs", timeout=10).status_code == 200
         streams.pop(0).close()
-        for _ in range(100):  # the server notices the closed stream
+        # the server notices a closed stream when its next write fails: at the latest the
+        # keep-alive comment, every KEEPALIVE_S (15 s)
+        for _ in range(250):
             probe = SSEStream(f"{srv.url}/api/v1/runs/c/events")
             if probe.status == 200:
                 streams.append(probe)
