@@ -301,6 +301,9 @@ class AlertOut(BaseModel):
     message: str
     remedy: str
     evidence: dict[str, Any]
+    evidence_labels: dict[str, str] = Field(
+        default_factory=dict, description="a human label for each evidence key"
+    )
     created_at: datetime
     updated_at: datetime
 

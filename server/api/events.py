@@ -18,7 +18,6 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 
-import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -31,9 +30,9 @@ from ..storage import events, points
 from ..storage import histograms as hist_store
 from ..storage import runs as run_store
 from ..storage.errors import RunNotFound
-from ..storage.runs import as_utc
 from .deps import DbDep, RunId, SettingsDep
 from .runs import run_out
+from .serialize import alert_json
 
 router = APIRouter(tags=["live"])
 
@@ -50,22 +49,6 @@ Fetch = Callable[[int], tuple[list[bytes], int, bool, bool]]
 def _sse(kind: str, data: object, event_id: int | None) -> bytes:
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {kind}\ndata: ".encode() + dumps(data) + b"\n\n"
-
-
-def _alert(a) -> dict:  # type: ignore[no-untyped-def]
-    return {
-        "id": a.id,
-        "rule": a.rule,
-        "severity": a.severity,
-        "status": a.status,
-        "step": a.step,
-        "onset_step": a.onset_step,
-        "message": a.message,
-        "remedy": a.remedy,
-        "evidence": orjson.loads(a.evidence),
-        "created_at": as_utc(a.created_at).isoformat(),
-        "updated_at": as_utc(a.updated_at).isoformat(),
-    }
 
 
 def _groups(rows: list[tuple[int, str, dict]]) -> list[tuple[str, list[tuple[int, dict]]]]:
@@ -122,7 +105,7 @@ def _materialize(s, run_id: str, kind: str, items: list, last: int) -> list[byte
         ]
     if kind == "alerts":
         ids = sorted({i for _, data in items for i in data["ids"]})
-        return [_sse("alerts", [_alert(a) for a in alert_store.by_ids(s, run_id, ids)], last)]
+        return [_sse("alerts", [alert_json(a) for a in alert_store.by_ids(s, run_id, ids)], last)]
     if kind == "run":
         row = run_store.get_run(s, run_id)
         return [_sse("run", run_out(row).model_dump(mode="json"), last)]

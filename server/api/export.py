@@ -21,6 +21,7 @@ from ..storage.blocks import Block
 from ..walltime import WallClock
 from .deps import DbDep, RunId
 from .runs import run_detail
+from .serialize import alert_json
 
 router = APIRouter(prefix="/api/v1/runs", tags=["export"])
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -98,22 +99,7 @@ def _lines(
                         + b"\n"
                     )
             for a in alert_store.list_alerts(s, run_id):
-                yield (
-                    orjson.dumps(
-                        {
-                            "type": "alert",
-                            "rule": a.rule,
-                            "severity": a.severity,
-                            "status": a.status,
-                            "step": a.step,
-                            "onset_step": a.onset_step,
-                            "message": a.message,
-                            "remedy": a.remedy,
-                            "evidence": orjson.loads(a.evidence),
-                        }
-                    )
-                    + b"\n"
-                )
+                yield (orjson.dumps({"type": "alert", **alert_json(a)}) + b"\n")
 
 
 @router.get(

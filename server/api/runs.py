@@ -141,7 +141,7 @@ def list_runs(
         "first; asc otherwise",
     ),
     limit: int = Query(default=1000, ge=1, le=10_000, description="at most this many runs"),
-    offset: int = Query(default=0, ge=0, description="skip this many (paging)"),
+    offset: int = Query(default=0, ge=0, le=2**62, description="skip this many (paging)"),
     metric: Annotated[
         list[Annotated[str, StringConstraints(pattern=METRIC_SPEC)]] | None,
         Query(max_length=12, description="metric columns to add, each AGG:KEY (repeatable)"),
