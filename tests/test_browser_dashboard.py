@@ -309,6 +309,10 @@ def test_alerts_panel_grows_root_cause_first(site, chromium):
         "(n) => n.map(x => Number(x.dataset.alertId))"
     )
     assert ids.index(cause) < ids.index(effect)  # the root cause leads
+    # the headline names the root cause (not the NaN it led to), with its effect as a link
+    headline = page.locator("#health-line").inner_text()
+    assert headline.startswith("Gradient norm grew by orders of magnitude"), headline
+    assert "It led to: non_finite." in headline and "Training loss became NaN" not in headline
     link = page.locator(f"[data-alert-id='{cause}'] .caused-by a[data-goto='{effect}']")
     assert "Training loss became NaN" in link.inner_text()
     link.click()
@@ -318,7 +322,9 @@ def test_alerts_panel_grows_root_cause_first(site, chromium):
     )
     # evidence in words, not internal names or raw JSON
     ev = page.locator(f"[data-alert-id='{over}'] .evidence").inner_text()
-    assert "generalization loss 12.5" in ev and "training loss drop 0.31" in ev
+    # (the server's evidence_labels, the same words as the terminal and the webhook)
+    assert "generalisation loss (above the best) 12.5" in ev, ev
+    assert "training loss drop since the best 0.31" in ev, ev
     assert "{" not in ev and "caused_by" not in page.locator("#alerts").inner_text()
     # clicking a long alert zooms to where it began, not to its whole range
     page.locator(f"[data-alert-id='{over}']").click()

@@ -13,13 +13,34 @@ fs.alerts = (() => {
     return [...alerts].sort(byImportance);
   }
 
-  // {level: "critical"|"warning"|"info"|"ok", label, worst, open}
+  // {level: "critical"|"warning"|"info"|"ok", label, worst, effects, open}: the level is the
+  // worst open alert's; `worst` is the root cause that alert leads back to through the open
+  // alerts' `caused_by` links (a NaN caused by exploding gradients headlines the gradients),
+  // and `effects` the open alerts it explains.
   function health(alerts) {
     const open = sorted(alerts.filter((a) => a.status === "open"));
-    if (!open.length) return { level: "ok", label: "healthy", worst: null, open };
-    const worst = open[0];
+    if (!open.length) return { level: "ok", label: "healthy", worst: null, effects: [], open };
+    const byId = new Map(open.map((a) => [a.id, a]));
+    let root = open[0];
+    for (let hops = 0; hops < 8; hops++) {
+      const c = causeOf(root);
+      if (c === null || !byId.has(c)) break;
+      root = byId.get(c);
+    }
+    const effects = open.filter((a) => a !== root && leadsTo(a, root, byId));
     const more = open.length > 1 ? ` +${open.length - 1}` : "";
-    return { level: worst.severity, label: `${worst.severity}: ${worst.rule}${more}`, worst, open };
+    return { level: open[0].severity, label: `${open[0].severity}: ${root.rule}${more}`, worst: root, effects, open };
+  }
+
+  function leadsTo(a, root, byId) {
+    let x = a;
+    for (let hops = 0; hops < 8; hops++) {
+      const c = causeOf(x);
+      if (c === null || !byId.has(c)) return false;
+      if (c === root.id) return true;
+      x = byId.get(c);
+    }
+    return false;
   }
 
   function badge(alerts, { long = false } = {}) {

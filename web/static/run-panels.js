@@ -40,7 +40,17 @@ fs.runPanels = (() => {
       const item = document.querySelector(`[data-alert-id="${h.worst.id}"]`);
       if (item) item.focus();
     });
-    line.replaceChildren(h.worst.message, " ", show);
+    const led = h.effects.length
+      ? [" It led to: ", ...h.effects.flatMap((e, i) => {
+          const link = fs.el("a", { href: `#alert-${e.id}`, class: "alert-link" }, e.rule);
+          link.addEventListener("click", (ev) => {
+            ev.preventDefault();
+            selectAlert(e.id);
+          });
+          return i ? [", ", link] : [link];
+        }), "."]
+      : [];
+    line.replaceChildren(h.worst.message, ...led, " ", show);
   }
 
   function alerts(st, selectAlert) {
