@@ -37,7 +37,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
         "large_batch_no_warmup",
     ),
     "lr_too_high": ("warmup_runaway",),
-    "update_size": ("lr_jump", "warmup_runaway", "lr_too_high"),
+    "update_size": ("lr_jump", "warmup_runaway", "lr_too_high", "exploding_gradients"),
     "vanishing_gradients": ("lr_too_high", "dead_units"),
     "dead_units": ("lr_jump", "warmup_runaway", "lr_too_high", "exploding_gradients", "divergence"),
     "no_update": ("lr_too_high", "update_size", "divergence", "exploding_gradients", "non_finite"),

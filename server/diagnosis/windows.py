@@ -268,12 +268,15 @@ class Updates:
     records: int = 0
     tiny_since: int = 0  # first record of the current run where every moving layer was tiny
     tiny_records: int = 0
+    early: list[float] = field(default_factory=list)  # the first UPDATE_RECORDS totals
 
     def add(self, step: int, total: float | None, layers: dict[str, float]) -> None:
         self.last_step = step
         self.records += 1
         if total is not None:
             self.total.push(step, total)
+            if len(self.early) < UPDATE_RECORDS:
+                self.early.append(total)
             if len(self.total) >= UPDATE_RECORDS:
                 self.first_step = self.total.steps[-UPDATE_RECORDS]
         moving = [v for v in layers.values() if v > 0 and math.isfinite(v)]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+import fitscope
+
 from .lib import K, blobs, evaluate, fit, mlp, record_labels, start
 
 
@@ -303,7 +305,7 @@ def fault_missing_zero_grad(sid: str, url: str) -> str:
 @scenario(
     "SGD learning rate far too high",
     ("divergence",),
-    STUCK | {"exploding_gradients", "non_finite", "overconfidence"},
+    STUCK | {"exploding_gradients", "non_finite", "overconfidence", "lr_too_high"},
 )
 def fault_lr_too_high(sid: str, url: str) -> str:
     tr, va = _data(sep=1.0)
@@ -316,9 +318,36 @@ def fault_lr_too_high(sid: str, url: str) -> str:
 
 
 @scenario(
+    "a hand-written loss and torch.autograd.grad: no loss fitscope can see, said once",
+    ("no_loss_captured",),
+    STUCK,
+    onset=20,
+)
+def fault_no_loss_captured(sid: str, url: str) -> str:
+    tr, va = _data(sep=1.0)
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    run = fitscope.watch(model, opt, project="scenarios", name=sid, url=url)
+    x, y = tr
+    params = [p for p in model.parameters()]
+    for i in range(0, 60 * 32, 32):
+        xb, yb = x[i % len(x) : i % len(x) + 32], y[i % len(y) : i % len(y) + 32]
+        logp = torch.log_softmax(model(xb), dim=1)
+        loss = -logp[torch.arange(len(yb)), yb].mean()  # no F.* loss, no backward()
+        for p, g in zip(params, torch.autograd.grad(loss, params), strict=True):
+            p.grad = g
+        opt.step()
+        opt.zero_grad()
+    run.finish()
+    return run.id
+
+
+@scenario(
     "corrupted inputs (x40) in every 4th batch from step 300",
     ("exploding_gradients",),
-    {"divergence", "non_finite", "early_stop", "plateau", "overfitting"},
+    # update_size: the bad batches' updates really are a third of a layer's norm (linked to
+    # the exploding gradients as their cause)
+    {"divergence", "non_finite", "early_stop", "plateau", "overfitting", "update_size"},
     onset=300,
 )
 def fault_bad_batches(sid: str, url: str) -> str:

@@ -20,8 +20,8 @@ from ..stats import median
 # is the sign of a learning rate that is too high), and by at least half a nat (not noise)
 EARLY_RISE = 3.0
 MIN_RISE = 0.5
-# updates larger than 10% of the weights per step (median of the last 5 records): two orders of
-# magnitude above the healthy ~1e-3
+# updates larger than 10% of the weights per step (median of the first 5 records, steps 1-5): two
+# orders of magnitude above the healthy ~1e-3
 LARGE_UPDATE = 0.1
 UPDATE_RECORDS = 5
 # collapsed: the smoothed loss is still >= 80% of chance level (or of the first loss without a
@@ -48,7 +48,9 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         and t.early_max >= p["early_rise"] * first
         and t.early_max - first >= p["min_rise"]
     )
-    upd = st.updates.total.last(int(p["update_records"]))  # total over the model
+    # the first records (steps 1-5): too high *from the start*; large updates that begin later
+    # (bad batches, an LR change) are other rules' findings (exploding_gradients, lr_jump, ...)
+    upd = st.updates.early[: int(p["update_records"])]
     upd_med = median(upd) if len(upd) >= 3 else math.nan
     large = upd_med >= p["large_update"]
     if not (rose or large):
