@@ -1,6 +1,6 @@
 """Check that watched training steps never synchronise the host with the GPU.
 
-    python bench/cuda_sync_check.py
+    python -m bench.cuda_sync_check
 
 Trains a small CNN on CUDA, watched by fitscope, and runs these under
 ``torch.cuda.set_sync_debug_mode("error")``, where any call that waits for

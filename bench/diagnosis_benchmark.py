@@ -1,6 +1,6 @@
 """Fault-injection benchmark of the diagnosis rules: labelled tiny real trainings, scored.
 
-    python bench/diagnosis_benchmark.py [--seeds 3] [--healthy-seeds 5] [--only FAULT ...] [-v]
+    python -m bench.diagnosis_benchmark [--seeds 3] [--healthy-seeds 5] [--only FAULT ...] [-v]
 
 Trains (or reads from the cache under ``tmp/diag_bench/``) the runs of ``bench/diag_runs.py``,
 feeds each through the diagnosis engine in-process in batches of 25 steps (as the hook
@@ -14,17 +14,14 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.diag_runs import Spec, Truth, ci_specs, load, specs, truth  # noqa: E402
-from fitscope_server.diagnosis import RULES, Engine, Facts, RunState  # noqa: E402
+from bench.diag_runs import Spec, Truth, ci_specs, load, specs, truth
+from fitscope_server.diagnosis import RULES, Engine, Facts, RunState
 
 LOUD = ("warning", "critical")
 BATCH = 25

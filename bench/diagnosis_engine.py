@@ -1,6 +1,6 @@
 """How much the diagnosis engine costs per training step, and whether that grows with the run.
 
-    python bench/diagnosis_engine.py [--steps 20000] [--batch 100] [--layers 20]
+    python -m bench.diagnosis_engine [--steps 20000] [--batch 100] [--layers 20]
 
 Feeds a synthetic run (loss, total and per-layer gradient norms, LR, an evaluation every 250
 steps) through the engine in batches, with the JSON round trip the server does per batch, and

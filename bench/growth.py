@@ -7,8 +7,8 @@ Part 2 grows a second server's database to 1, 10, 100, 1,000 runs (each with
 10 series of 1,000 points) and times the run list, a new run's ingest, and a
 reduced read.
 
-    python bench/growth.py            # SQLite
-    python bench/growth.py --big      # adds the 10M-point series (minutes)
+    python -m bench.growth            # SQLite
+    python -m bench.growth --big      # adds the 10M-point series (minutes)
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import argparse
 import gzip
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,9 +25,8 @@ import httpx
 import numpy as np
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import database, free_port, start_server, stop_server  # noqa: E402
-from query import server_ms  # noqa: E402
+from bench._common import database, free_port, start_server, stop_server
+from bench.query import server_ms
 
 H = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
 

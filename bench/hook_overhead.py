@@ -1,6 +1,6 @@
 """How much a watched training step costs compared with a bare one, on the CPU.
 
-    python bench/hook_overhead.py [--pairs 31] [--steps 40] [--threads 1]
+    python -m bench.hook_overhead [--pairs 31] [--steps 40] [--threads 1]
 
 For each model (an MLP 784-512-512-10 and a small CNN, batch 64, Adam, with an
 ``nn.CrossEntropyLoss`` module passed to ``watch``; and "mlp-F", the same MLP

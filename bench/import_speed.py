@@ -1,6 +1,6 @@
 """How fast ``fitscope import`` reads and sends a history (run by hand).
 
-    python bench/import_speed.py --url http://127.0.0.1:7007 [--steps 200000] [--keys 5]
+    python -m bench.import_speed --url http://127.0.0.1:7007 [--steps 200000] [--keys 5]
 
 Writes a CSV history and a TensorBoard event file of ``steps`` x ``keys`` points
 into a temporary folder, then prints points/s for reading each and for sending

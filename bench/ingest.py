@@ -8,8 +8,8 @@ floor: ``executemany`` of (series_id, step, value) rows into a WITHOUT ROWID
 table in WAL mode, one transaction per batch, and prints the HTTP rate as a
 ratio of it.
 
-    python bench/ingest.py                       # 8 runs, 20 s, SQLite
-    python bench/ingest.py --db postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    python -m bench.ingest                       # 8 runs, 20 s, SQLite
+    python -m bench.ingest --db postgresql+psycopg://postgres@127.0.0.1:5432/bench
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import http.client
 import os
 import random
 import sqlite3
-import sys
 import tempfile
 import threading
 import time
@@ -29,8 +28,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_seconds, database, free_port, percentiles, start_server, stop_server  # noqa: E402
+from bench._common import cpu_seconds, database, free_port, percentiles, start_server, stop_server
 
 
 def make_bodies(run: int, n_batches: int, keys: int, steps: int, seed: int) -> list[bytes]:

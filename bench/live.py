@@ -6,8 +6,8 @@ and message encoding (gzip JSON), ``--interval`` seconds apart; each batch's
 latency is the time from just before its POST to the arrival of the ``points``
 event that carries its step.  Prints p50/p95/p99/max.
 
-    python bench/live.py                                  # SQLite, 1 worker
-    python bench/live.py --workers 2 --db postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+    python -m bench.live                                  # SQLite, 1 worker
+    python -m bench.live --workers 2 --db postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -24,11 +23,9 @@ from pathlib import Path
 import httpx
 import orjson
 
+from bench._common import database, free_port, percentiles, start_server, stop_server
 from fitscope._messages import Message, headers
 from fitscope._transport import HTTPTransport
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import database, free_port, percentiles, start_server, stop_server  # noqa: E402
 
 
 def listen(url: str, arrived: dict[int, float], ready: threading.Event, worker: list[str]) -> None:

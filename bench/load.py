@@ -1,7 +1,7 @@
 """Load test: many runs streaming into one server on loopback, bounded in count and time.
 
-    python bench/load.py [--runs 32] [--seconds 60] [--rate 2] [--points 1000] [--db URL]
-    python bench/load.py --streams 1000 [--writes 0] [--seconds 20] [--db URL]
+    python -m bench.load [--runs 32] [--seconds 60] [--rate 2] [--points 1000] [--db URL]
+    python -m bench.load --streams 1000 [--writes 0] [--seconds 20] [--db URL]
 
 Starts a real server (uvicorn subprocess, fresh SQLite file unless --db), then
 --runs sender threads each post --rate batches/s of --points points (gzip JSON,

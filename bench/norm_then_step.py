@@ -1,6 +1,6 @@
 """Does a gradient-norm pass make the optimizer's update that follows it cheaper?
 
-    python bench/norm_then_step.py [--steps 3000] [--threads 1]
+    python -m bench.norm_then_step [--steps 3000] [--threads 1]
 
 The hook's norm pass is the first read of freshly written gradients; Adam reads
 them again right after.  On the CPU that first read can bring them into cache,
@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable
 
 import torch
-from hook_overhead import cnn, mlp
 from torch import nn
+
+from bench.hook_overhead import cnn, mlp
 
 
 def measure(

@@ -6,9 +6,9 @@ query ``--repeat`` times.  "server" is the handler's own time from the
 ``Server-Timing`` header (database read + reduction + JSON encoding); "client"
 adds HTTP and JSON parsing in this process.  Medians are printed.
 
-    python bench/query.py                         # 1,000,000 points, SQLite
-    python bench/query.py --points 10000000
-    python bench/query.py --db postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    python -m bench.query                         # 1,000,000 points, SQLite
+    python -m bench.query --points 10000000
+    python -m bench.query --db postgresql+psycopg://postgres@127.0.0.1:5432/bench
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import argparse
 import gzip
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,8 +25,7 @@ import httpx
 import numpy as np
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import database, free_port, start_server, stop_server  # noqa: E402
+from bench._common import database, free_port, start_server, stop_server
 
 KEY = "grad_norm/total"
 

@@ -1,6 +1,6 @@
 """The runs page with 10,000 runs (run by hand, prints numbers).
 
-    python bench/runs_page.py [--runs 10000] [--db postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+    python -m bench.runs_page [--runs 10000] [--db postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 Fills a fresh database with RUNS runs through the server's own storage code (each with
 train/loss, val/loss and val/accuracy points, 1 in 10 with an open alert, 1 in 5 tagged),
@@ -21,18 +21,13 @@ import argparse
 import contextlib
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO))
-
-from bench._common import database, free_port, start_server, stop_server  # noqa: E402
-from conftest import CHROMIUM_ARGS, chromium_path  # noqa: E402
+from bench._common import database, free_port, start_server, stop_server
+from tests.support.web import CHROMIUM_ARGS, chromium_path
 
 
 def fill(db_url: str, n: int) -> float:

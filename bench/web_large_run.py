@@ -1,6 +1,6 @@
 """How the run page copes with a 1,000,000-point series (run by hand, prints numbers).
 
-    python bench/web_large_run.py [--points 1000000]
+    python -m bench.web_large_run [--points 1000000]
 
 Starts a server on a fresh SQLite file, sends one series through the ingest API, opens the
 run page in headless Chromium and reports: time until the loss chart is drawn, points drawn,
@@ -14,17 +14,12 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from webtools import create_run, send_points  # noqa: E402
-
-from conftest import CHROMIUM_ARGS, ServerProcess, chromium_path  # noqa: E402
+from tests.support.servers import ServerProcess
+from tests.support.web import CHROMIUM_ARGS, chromium_path, create_run, send_points
 
 LONG_TASKS = """
 window.__long = [];

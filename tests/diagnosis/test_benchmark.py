@@ -8,15 +8,10 @@ root cause, healthy runs stay quiet, and the delays stay within their targets.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from bench.diag_runs import ci_specs  # noqa: E402
-from bench.diagnosis_benchmark import evaluate, report, summarize  # noqa: E402
+from bench.diag_runs import ci_specs
+from bench.diagnosis_benchmark import evaluate, report, summarize
 
 # target delays (steps, or evaluations for overfitting) per fault and rule
 DELAYS = {

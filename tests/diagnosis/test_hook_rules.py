@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from conftest import run_script
+from tests.support.hook import run_script
 
 SCRIPT = textwrap.dedent("""
     import math, torch

@@ -1,6 +1,6 @@
 """Run scenarios one after another in this interpreter, each as its own fitscope run.
 
-    python -m scenarios.runner URL ID [ID ...]    (from the tests/ folder)
+    python -m tests.scenarios.runner URL ID [ID ...]    (from the repository root)
 
 Prints one ``RESULT {json}`` line per scenario: its id, the run id, and the seconds it took.
 """

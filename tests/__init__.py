@@ -1,0 +1,1 @@
+"""fitscope's test suite; its folders mirror the code (see conftest.py)."""

@@ -1,0 +1,1 @@
+"""Whole-system tests: real training processes, a real server, real faults."""

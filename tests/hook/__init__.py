@@ -1,0 +1,1 @@
+"""Tests of the hook package (``client_hook/``, imported as ``fitscope``)."""

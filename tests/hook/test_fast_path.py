@@ -1,0 +1,190 @@
+"""The hook's fast paths record exactly what its general paths record.
+
+Each loop is trained twice from the same seed: once as users run it, once with
+the fast paths switched off, so every loss and step goes through the general
+code.  Every series that reaches the server must be identical, value for value,
+and the first run must really have taken the fast paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fitscope._watch import Watcher
+from tests.support.hook import AppServer, classification_data, mlp
+
+STEPS = 120  # crosses the parameter-norm steps 50 and 100
+
+
+def _plain(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    opt.zero_grad()
+    crit(model(x), y).backward()
+    opt.step()
+
+
+def _clipped(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    opt.zero_grad()
+    crit(model(x), y).backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+    opt.step()
+
+
+def _accumulated(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    opt.zero_grad()
+    for xs, ys in zip((x[:16], x[16:]), (y[:16], y[16:]), strict=True):
+        (crit(model(xs), ys) / 2).backward()
+    opt.step()
+
+
+def _eval_every_30(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    _plain(model, opt, crit, x, y, i)
+    if i % 30 == 29:
+        model.eval()
+        with torch.no_grad():
+            crit(model(x), y)
+        model.train()
+
+
+def _skips_a_step_sometimes(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    opt.zero_grad()
+    loss = crit(model(x), y)
+    loss.backward()
+    if i % 17 != 5:  # e.g. a user's guard against bad batches
+        opt.step()
+
+
+def _functional(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    """No criterion passed to watch: F.cross_entropy, seen by the functional wrapper, and the
+    loss matched at backward(); an evaluation pass now and then."""
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    if i % 30 == 29:
+        model.eval()
+        with torch.no_grad():
+            F.cross_entropy(model(x), y)
+        model.train()
+
+
+def _functional_accumulated(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    opt.zero_grad()
+    for xs, ys in zip((x[:16], x[16:]), (y[:16], y[16:]), strict=True):
+        (F.cross_entropy(model(xs), ys) / 2).backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+    opt.step()
+
+
+def _custom_loss(model, opt, crit, x, y, i):  # noqa: ANN001, ANN202
+    """No functional loss at all: the tensor backward() is called on."""
+    opt.zero_grad()
+    out = model(x)
+    (out.logsumexp(1) - out.gather(1, y[:, None])[:, 0]).mean().backward()
+    opt.step()
+
+
+FUNCTIONAL = {"functional", "functional accumulation", "custom loss"}
+
+LOOPS: dict[str, Callable] = {
+    "functional": _functional,
+    "functional accumulation": _functional_accumulated,
+    "custom loss": _custom_loss,
+    "plain": _plain,
+    "clip_grad_norm_": _clipped,
+    "accumulation": _accumulated,
+    "eval passes": _eval_every_30,
+    "skipped steps": _skips_a_step_sometimes,
+}
+
+
+def _train(server: AppServer, loop: Callable, scheduler: bool, frozen_bias: bool) -> str:
+    torch.manual_seed(0)
+    x, y = classification_data(32 * 8)
+    model = mlp()
+    head, body = list(model[2].parameters()), list(model[0].parameters())
+    opt = torch.optim.SGD(
+        [{"params": body}, {"params": head, "lr": 0.05, "weight_decay": 1e-3}],
+        lr=0.1,
+        momentum=0.9,
+    )
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=40, gamma=0.5) if scheduler else None
+    crit = nn.CrossEntropyLoss()
+    functional = loop in (LOOPS[k] for k in FUNCTIONAL)
+    run = server.watch(model, opt, None if functional else crit, interval=0.01)
+    for i in range(STEPS):
+        if frozen_bias:  # a parameter without a gradient on some steps
+            model[2].bias.requires_grad_(i % 10 != 3)
+        b = (i % 8) * 32
+        loop(model, opt, crit, x[b : b + 32], y[b : b + 32], i)
+        if sched is not None:
+            sched.step()
+    run.finish()
+    return run.id
+
+
+def _everything(server: AppServer, run_id: str) -> dict:
+    out = {}
+    for key in server.counts(run_id):
+        if key != "time/wall":  # the clock differs between two runs
+            out[key] = server.series(run_id, key)
+    for key in ("train/labels", "val/confidence"):
+        out[key] = server.histograms(run_id, key)
+    return out
+
+
+@pytest.mark.parametrize("loop", list(LOOPS))
+@pytest.mark.parametrize("scheduler, frozen_bias", [(False, False), (True, True)])
+def test_fast_and_general_paths_record_the_same(
+    app_server,
+    monkeypatch,
+    loop,
+    scheduler,
+    frozen_bias,
+):
+    fast_steps = []
+    real_fast_step = Watcher._fast_step
+
+    def counting(self, optimizer):  # noqa: ANN001, ANN202
+        fast_steps.append(self.step)
+        return real_fast_step(self, optimizer)
+
+    monkeypatch.setattr(Watcher, "_fast_step", counting)
+    fast = _everything(app_server, _train(app_server, LOOPS[loop], scheduler, frozen_bias))
+    assert len(fast_steps) > STEPS // 2, "the fast path was hardly taken"
+
+    def never_fast(self):  # noqa: ANN001, ANN202
+        self._fast = False
+
+    monkeypatch.setattr(Watcher, "_refresh_fast", never_fast)
+    fast_steps.clear()
+    general = _everything(app_server, _train(app_server, LOOPS[loop], scheduler, frozen_bias))
+    assert not fast_steps
+    assert fast.keys() == general.keys()
+    for key in fast:
+        assert fast[key] == general[key], key
+    assert len(fast["train/loss"][0]) == (STEPS if loop != "skipped steps" else STEPS - 7)
+
+
+def test_a_tensor_learning_rate_changed_in_place_is_read_every_step(app_server):
+    """A tensor lr (as torch.compile'd optimizers use) changes in place, so it can never
+    be compared with what was last recorded: every step reads it again."""
+    torch.manual_seed(0)
+    x, y = classification_data(64)
+    model, crit = mlp(), nn.CrossEntropyLoss()
+    lr = torch.tensor(0.01)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=False)
+    run = app_server.watch(model, opt, crit)
+    for i in range(60):
+        lr.fill_(0.01 * (i + 1))
+        opt.zero_grad()
+        crit(model(x[:32]), y[:32]).backward()
+        opt.step()
+    run.finish()
+    steps, values = app_server.series(run.id, "lr/0")
+    assert steps == list(range(1, 61))
+    assert values == pytest.approx([0.01 * (i + 1) for i in range(60)], rel=1e-6)
+    assert app_server.counts(run.id)["train/loss"] == 60

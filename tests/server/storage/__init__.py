@@ -1,0 +1,1 @@
+"""Tests of the storage layer (``server/storage/``), through the API on both backends."""

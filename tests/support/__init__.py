@@ -1,0 +1,1 @@
+"""Helpers shared by the tests and the benchmarks; ``fixtures`` is the pytest plugin."""
