@@ -23,38 +23,17 @@ synchronised and exits 1.  Without CUDA it prints ``SKIP`` and exits 0.
 
 from __future__ import annotations
 
-import gzip
-import json
 import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 import fitscope
 from fitscope._settings import ClientSettings
-from fitscope._transport import Response
-
-
-class CountingTransport:
-    """Counts the points that would have reached a server."""
-
-    def __init__(self) -> None:
-        self.points: dict[str, int] = {}
-
-    def request(self, method: str, path: str, body: Any, headers: Any) -> Response:
-        payload = json.loads(gzip.decompress(body)) if body else {}
-        for key, series in (payload.get("scalars") or {}).items():
-            self.points[key] = self.points.get(key, 0) + len(series["steps"])
-        for h in payload.get("histograms") or ():
-            self.points[h["key"]] = self.points.get(h["key"], 0) + 1
-        return Response(200, b'{"alerts": []}')
-
-    def close(self) -> None:
-        pass
+from fitscope.testing import MockTransport
 
 
 def cnn() -> nn.Module:
@@ -84,7 +63,7 @@ def main() -> int:
         (torch.randn(32, 3, 16, 16, device=dev), torch.randint(0, 10, (32,), device=dev))
         for _ in range(4)
     ]
-    transport = CountingTransport()
+    transport = MockTransport()  # keeps what would have reached a server
     run = fitscope.watch(
         model,
         opt,
@@ -165,7 +144,8 @@ def main() -> int:
     if not live:
         print("INCONCLUSIVE: set_sync_debug_mode('error') did not catch a deliberate .item()")
         return 1
-    pts = transport.points
+    keys = ("train/loss", "grad_norm/total", "train/step_skipped", "val/accuracy")
+    pts = {k: len(transport.points(k)) for k in keys}
     print(
         f"OK: {watcher.step} watched steps, an evaluation pass and the flushes ran under "
         f"set_sync_debug_mode('error') with no host-device sync (torch {torch.__version__}, "

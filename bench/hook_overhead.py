@@ -8,8 +8,8 @@ ending in ``log_softmax`` with ``F.nll_loss`` called in the loop and no criterio
 passed, so the loss is captured by the ``torch.nn.functional`` and ``backward()``
 wrappers) one model, optimizer and criterion are trained with steps in rotations of three,
 in random order: a bare step, a watched step (fitscope's hooks attached for just that step;
-the sender thread running with a transport that accepts and discards every
-request, so JSON and gzip are paid), and a bare step with one extra
+the sender thread running with ``fitscope.testing.MockTransport``, which accepts
+every request like a healthy server, so JSON and gzip are paid), and a bare step with one extra
 ``torch._foreach_norm`` over the gradients, timed on its own.  Sharing one
 model keeps memory placement and optimizer state identical for the variants.
 
@@ -48,21 +48,7 @@ from torch import nn
 
 import fitscope
 from fitscope._settings import ClientSettings
-from fitscope._transport import Response
-
-
-class DiscardTransport:
-    """Answers every request like a healthy server and keeps nothing."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-
-    def request(self, method: str, path: str, body: Any, headers: Any) -> Response:
-        self.requests += 1
-        return Response(200, b'{"stored": 1, "duplicate": false, "alerts": []}')
-
-    def close(self) -> None:
-        pass
+from fitscope.testing import MockTransport
 
 
 def mlp() -> nn.Module:
@@ -132,7 +118,7 @@ def bench(
         opt,
         None if functional else crit,
         project="bench",
-        transport=DiscardTransport(),
+        transport=MockTransport(),  # answers like a healthy server
         settings=settings,
     )
     watcher = run._watcher

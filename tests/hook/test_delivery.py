@@ -19,7 +19,7 @@ from torch import nn
 
 import fitscope
 from fitscope._settings import ClientSettings
-from fitscope._transport import Response
+from fitscope.testing import MockTransport, Response
 from tests.support.hook import classification_data, mlp
 from tests.support.servers import ServerProcess, free_port
 
@@ -215,32 +215,18 @@ def test_one_line_per_new_warning_or_critical_alert(app_server, capfd):
     assert "plateau" not in err  # info alerts stay in the dashboard
 
 
-class RecordingTransport:
-    """Accepts everything; can be switched off; answers with a configurable body."""
-
-    def __init__(self, body: bytes = b'{"alerts": []}', status: int = 200) -> None:
-        self.up = True
-        self.body = body
-        self.status = status
-        self.paths: list[str] = []
-        self.payloads: list[dict] = []
-
-    def request(self, method, path, body, headers):  # noqa: ANN001, ANN201
-        if not self.up:
-            raise OSError("connection refused")
-        self.paths.append(path)
-        self.payloads.append(json.loads(gzip.decompress(body)) if body else {})
-        return Response(self.status, self.body)
-
-    def close(self) -> None:
-        pass
+def answering(status: int, body: bytes) -> MockTransport:
+    """Answers every request with ``status`` and ``body``."""
+    return MockTransport(lambda request: Response(status, body))
 
 
 def test_heartbeats_while_idle_and_none_spooled_while_offline(tmp_path):
-    t = RecordingTransport()
+    t = MockTransport()
     settings = ClientSettings(url="http://x.test", dir=tmp_path)
     run = fitscope.init(transport=t, settings=settings, interval=0.02, heartbeat_every=0.05)
-    _wait_for(lambda: sum(p.endswith("/heartbeat") for p in t.paths) >= 3 or None, timeout=10)
+    _wait_for(
+        lambda: sum(r.path.endswith("/heartbeat") for r in t.requests) >= 3 or None, timeout=10
+    )
     t.up = False
     time.sleep(0.5)  # heartbeats are due all the time now, but cannot be sent
     run.finish(timeout=0.5)
@@ -266,7 +252,7 @@ def test_memory_stays_bounded_when_the_sender_cannot_keep_up(tmp_path, capfd):
 
 
 def test_sender_queue_spills_to_disk_while_offline(tmp_path):
-    t = RecordingTransport()
+    t = MockTransport()
     t.up = False
     run = fitscope.init(
         transport=t, settings=ClientSettings(url="http://x.test", dir=tmp_path), interval=0.01
@@ -283,7 +269,11 @@ def test_sender_queue_spills_to_disk_while_offline(tmp_path):
     _wait_for(lambda: run.spool.count(run.id) > 0 or None, timeout=10)
     t.up = True
     run.finish(timeout=10)
-    got = [v for p in t.payloads for v in p.get("scalars", {}).get("x", {}).get("values", [])]
+    got = [
+        v
+        for r in t.requests
+        for v in (r.json() or {}).get("scalars", {}).get("x", {}).get("values", [])
+    ]
     assert sorted(got) == [float(i) for i in range(3000)]
 
 
@@ -299,7 +289,7 @@ def test_sender_queue_spills_to_disk_while_offline(tmp_path):
     ],
 )
 def test_garbage_from_the_server_never_reaches_training(tmp_path, status, body):
-    t = RecordingTransport(body=body, status=status)
+    t = answering(status, body)
     x, y = classification_data(64)
     model, crit = mlp(), nn.CrossEntropyLoss()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -319,13 +309,13 @@ def test_garbage_from_the_server_never_reaches_training(tmp_path, status, body):
     run.finish(timeout=1)
     assert run.step == 8
     if status < 500:
-        assert any(p.endswith("/batches") for p in t.paths)
+        assert any(r.path.endswith("/batches") for r in t.requests)
     else:  # retryable: kept in order on disk for later
         assert run.spool.count(run.id) > 0
 
 
 def test_spool_path_and_sync_command_are_in_the_exit_line(tmp_path, capfd):
-    t = RecordingTransport()
+    t = MockTransport()
     t.up = False
     run = fitscope.init(
         name="offline", transport=t, settings=ClientSettings(url="http://x.test", dir=tmp_path)

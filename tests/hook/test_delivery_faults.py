@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -16,10 +17,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from fitscope.testing import MockTransport, Request, Response
 from tests.support.hook import run_script
 from tests.support.servers import ServerProcess, free_port
 
@@ -415,41 +418,21 @@ def test_long_module_paths_and_bad_log_keys_lose_nothing_else(server, tmp_path):
     assert "rejected" not in proc.stderr and "refused" not in proc.stderr
 
 
-class Recording:
-    """A boundary transport: accepts, refuses or fails requests as told, and records them."""
+def recording(answer: Callable[[int, str, str, dict], tuple[int | None, bytes]]) -> MockTransport:
+    """A transport that accepts, refuses or fails requests as ``answer(n, method, path, payload)``
+    says (``n`` counts the requests from 1; a status of ``None`` drops the connection)."""
+    count = itertools.count(1)
 
-    def __init__(self, answer=None) -> None:  # noqa: ANN001
-        self.answer = answer or (lambda n, method, path, payload: (200, b"{}"))
-        self.lock = threading.Lock()
-        self.payloads: list[tuple[str, dict]] = []
-        self.n = 0
-
-    def request(self, method, path, body, headers):  # noqa: ANN001, ANN201
-        from fitscope._transport import Response
-
-        payload = json.loads(gzip.decompress(body)) if body else {}
-        with self.lock:
-            self.n += 1
-            status, reply = self.answer(self.n, method, path, payload)
-            if status is None:
-                raise OSError("connection refused")
-            if 200 <= status < 300:
-                self.payloads.append((path, payload))
+    def handler(request: Request) -> Response:
+        status, reply = answer(next(count), request.method, request.path, request.json() or {})
+        if status is None:
+            raise OSError("connection refused")
         return Response(status, reply)
 
-    def close(self) -> None:
-        pass
-
-    def points(self, key: str = "x") -> list[int]:
-        return [
-            s
-            for path, p in self.payloads
-            if path.endswith("/batches")
-            for s in p.get("scalars", {}).get(key, {}).get("steps", [])
-        ]
+    return MockTransport(handler)
 
 
-def _init(tmp_path: Path, transport: Recording, **kw):  # noqa: ANN202
+def _init(tmp_path: Path, transport: MockTransport, **kw):  # noqa: ANN202
     import fitscope
     from fitscope._settings import ClientSettings
 
@@ -458,7 +441,7 @@ def _init(tmp_path: Path, transport: Recording, **kw):  # noqa: ANN202
 
 
 def test_keys_a_2xx_answer_refuses_are_reported_once_and_sending_goes_on(tmp_path, capfd):
-    t = Recording(lambda n, m, p, b: (200, b'{"refused": {"bad key": "not allowed here"}}'))
+    t = recording(lambda n, m, p, b: (200, b'{"refused": {"bad key": "not allowed here"}}'))
     run = _init(tmp_path, t)
     for i in range(30):
         run.log({"x": float(i)}, step=i)
@@ -467,7 +450,7 @@ def test_keys_a_2xx_answer_refuses_are_reported_once_and_sending_goes_on(tmp_pat
     err = capfd.readouterr().err
     told = [ln for ln in err.splitlines() if "'bad key'" in ln]
     assert len(told) == 1 and "not allowed here" in told[0], err
-    assert t.points() == list(range(30))
+    assert t.points("x") == list(range(30))
 
 
 # -- 4. no poison: a message refused for good is set aside, the rest goes on -----------------
@@ -478,7 +461,7 @@ def test_a_batch_refused_for_good_is_set_aside_and_the_rest_delivered(tmp_path, 
             return 422, b'{"detail": "scalars.x: not today"}'
         return 200, b"{}"
 
-    t = Recording(answer)
+    t = recording(answer)
     run = _init(tmp_path, t)
     for i in range(40):
         run.log({"x": float(i)}, step=i)
@@ -491,7 +474,7 @@ def test_a_batch_refused_for_good_is_set_aside_and_the_rest_delivered(tmp_path, 
     assert "422" in reason and "not today" in reason
     kept = json.loads(gzip.decompress(rejected[0].read_bytes()))["payload"]
     lost = kept["scalars"]["x"]["steps"]
-    assert sorted(t.points() + lost) == list(range(40))  # every point stored or set aside
+    assert sorted(t.points("x") + lost) == list(range(40))  # every point stored or set aside
     assert "refused" in err and str(tmp_path / "client" / "spool" / "rejected") in err, err
     assert run.spool.count(run.id) == 0
 
@@ -537,7 +520,7 @@ def test_retries_never_let_a_newer_batch_overtake_an_older_one(tmp_path):
             return 503, b"busy"
         return 200, b"{}"
 
-    t = Recording(answer)
+    t = recording(answer)
     run = _init(tmp_path, t)
     run.sender._max_backoff = 0.05
     for i in range(300):
@@ -545,7 +528,7 @@ def test_retries_never_let_a_newer_batch_overtake_an_older_one(tmp_path):
         if i % 20 == 0:
             time.sleep(0.03)
     run.finish(timeout=30)
-    got = t.points()
+    got = t.points("x")
     assert got == list(range(300)), got[:40]  # each once, in step order
 
 

@@ -2,41 +2,33 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-import threading
 import time
 
 from fitscope._messages import Message
 from fitscope._sender import Sender, sync_spool
 from fitscope._spool import Spool
-from fitscope._transport import Response
+from fitscope.testing import MockTransport, Request, Response
 
 
-class FakeServer:
-    """A transport that stores batches by id, and can be switched off."""
+class FakeServer(MockTransport):
+    """A server that stores batches by id and answers ``status``; ``up = False`` switches it off."""
 
     def __init__(self) -> None:
-        self.up = True
+        super().__init__(self._store)
         self.status = 200
         self.stored: dict[str, dict] = {}
-        self.calls = 0
-        self.lock = threading.Lock()
 
-    def request(self, method, path, body, headers):  # noqa: ANN001, ANN201
-        with self.lock:
-            self.calls += 1
-            if not self.up:
-                raise OSError("connection refused")
-            payload = json.loads(gzip.decompress(body))
-            if self.status != 200:
-                return Response(self.status, b'{"detail": "no"}')
-            key = payload.get("batch_id") or f"{method} {path}"
-            self.stored.setdefault(key, payload)
-            return Response(200, b'{"alerts": []}')
+    @property
+    def calls(self) -> int:
+        return len(self.requests)
 
-    def close(self) -> None:
-        pass
+    def _store(self, request: Request) -> Response:
+        payload = request.json()
+        if self.status != 200:
+            return Response(self.status, b'{"detail": "no"}')
+        key = payload.get("batch_id") or f"{request.method} {request.path}"
+        self.stored.setdefault(key, payload)
+        return Response(200, b'{"alerts": []}')
 
 
 def _batch(i: int) -> Message:

@@ -1,8 +1,8 @@
 """Helpers for the hook's tests: the real server app behind an injected transport.
 
 ``AppServer`` runs the real FastAPI app on a fresh SQLite file in-process; its
-``transport()`` hands the hook's requests to that app without a socket, so the
-whole path hook -> decode -> store -> read API is exercised quickly.
+``transport`` (a ``fitscope.testing.MockTransport``) hands the hook's requests to that app
+without a socket, so the whole path hook -> decode -> store -> read API is exercised quickly.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import math
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,30 +19,20 @@ import torch
 
 import fitscope
 from fitscope._settings import ClientSettings
-from fitscope._transport import Response
-
-
-class AppTransport:
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.lock = threading.Lock()
-        self.requests: list[tuple[str, str]] = []
-
-    def request(self, method: str, path: str, body: bytes | None, headers: dict) -> Response:
-        with self.lock:
-            self.requests.append((method, path))
-            r = self.client.request(method, path, content=body, headers=headers)
-            return Response(r.status_code, r.content)
-
-    def close(self) -> None:
-        pass
+from fitscope.testing import MockTransport, Request, Response
 
 
 class AppServer:
     def __init__(self, client: Any, tmp_path: Path) -> None:
         self.client = client
         self.tmp_path = tmp_path
-        self.transport = AppTransport(client)
+        self.transport = MockTransport(self._handle)
+
+    def _handle(self, request: Request) -> Response:
+        r = self.client.request(
+            request.method, request.path, content=request.body, headers=request.headers
+        )
+        return Response(r.status_code, r.content)
 
     def settings(self) -> ClientSettings:
         return ClientSettings(url="http://fitscope.test", dir=self.tmp_path / "client")
