@@ -1,53 +1,15 @@
-"""Helpers shared by the benchmarks: a real server subprocess, CPU time, percentiles."""
+"""Helpers shared by the benchmarks: a fresh database, CPU time, percentiles.
+
+The server itself is started the way the tests start it (``tests.support.servers``)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(db: str, data_dir: Path, port: int, workers: int = 1) -> subprocess.Popen:
-    import httpx
-
-    cmd = [sys.executable, "-m", "fitscope.cli", "serve", "--port", str(port), "--db", db]
-    if workers != 1:
-        cmd += ["--workers", str(workers)]
-    log = open(data_dir / "server.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        cmd, env=dict(os.environ, FITSCOPE_DIR=str(data_dir)), stdout=log, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((data_dir / "server.log").read_text()[-2000:])
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+from tests.support.servers import fresh_database
 
 
 def _children(pid: int) -> list[int]:
@@ -85,20 +47,8 @@ def database(url: str | None, tmp: Path) -> Iterator[str]:
     server URL a new database on it (dropped afterwards)."""
     if not url:
         yield f"sqlite:///{tmp / 'bench.db'}"
-        return
-    if not url.startswith("postgresql"):
+    elif not url.startswith("postgresql"):
         yield url
-        return
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"fitscope_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    else:
+        with fresh_database(url, prefix="fitscope_bench") as fresh:
+            yield fresh

@@ -25,8 +25,9 @@ import httpx
 import numpy as np
 import orjson
 
-from bench._common import database, free_port, start_server, stop_server
+from bench._common import database
 from bench.query import server_ms
+from tests.support.servers import ServerProcess
 
 H = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
 
@@ -126,12 +127,12 @@ def main() -> None:
     for part, arg in ((points_per_run, sizes), (number_of_runs, [1, 10, 100, 1000])):
         tmp = Path(tempfile.mkdtemp(prefix="fitscope-bench-"))
         with database(args.db, tmp) as db:
-            port = free_port()
-            proc = start_server(db, tmp, port)
+            srv = ServerProcess(db, tmp).start(timeout=60)
+            port = srv.port
             try:
                 part(f"http://127.0.0.1:{port}", arg)
             finally:
-                stop_server(proc)
+                srv.stop()
     print(f"load avg {os.getloadavg()[0]:.2f} (2 cores, shared)")
 
 

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from bench._common import cpu_seconds, database, free_port, percentiles, start_server, stop_server
+from bench._common import cpu_seconds, database, percentiles
+from tests.support.servers import ServerProcess
 
 
 def make_bodies(run: int, n_batches: int, keys: int, steps: int, seed: int) -> list[bytes]:
@@ -126,8 +127,8 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
     n_batches = max(2, int(args.max_rate * args.seconds / per_batch / args.runs) + 1)
     print(f"building {n_batches} batches x {args.runs} runs of {per_batch} points ...", flush=True)
     bodies = [make_bodies(r, n_batches, args.keys, args.steps, 0) for r in range(args.runs)]
-    port = free_port()
-    proc = start_server(db, tmp, port, args.workers)
+    srv = ServerProcess(db, tmp, args=["--workers", str(args.workers)]).start(timeout=60)
+    port = srv.port
     try:
         import httpx
 
@@ -140,7 +141,7 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
             ).raise_for_status()
             run_ids.append(rid)
         load0 = os.getloadavg()
-        cpu0 = cpu_seconds(proc.pid)
+        cpu0 = cpu_seconds(srv.pid)
         lat: list[float] = []
         sent: list[int] = []
         errors: list[str] = []
@@ -157,7 +158,7 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
-        cpu = cpu_seconds(proc.pid) - cpu0
+        cpu = cpu_seconds(srv.pid) - cpu0
         load1 = os.getloadavg()
         if errors:
             print("errors:", errors[:3])
@@ -180,7 +181,7 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
         keys = httpx.get(f"{base}/api/v1/runs/{run_ids[0]}/keys", timeout=60).json()
         print(f"stored check    run 0 key00 has {keys[0]['count']:,} points")
     finally:
-        stop_server(proc)
+        srv.stop()
     raw = raw_sqlite_floor(tmp / "raw.db", args.raw_points, per_batch)
     print(
         f"raw sqlite      {raw:,.0f} points/s (executemany, one transaction per {per_batch:,} rows)"

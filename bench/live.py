@@ -23,9 +23,10 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench._common import database, free_port, percentiles, start_server, stop_server
+from bench._common import database, percentiles
 from fitscope._messages import Message, headers
 from fitscope._transport import HTTPTransport
+from tests.support.servers import ServerProcess
 
 
 def listen(url: str, arrived: dict[int, float], ready: threading.Event, worker: list[str]) -> None:
@@ -65,8 +66,8 @@ def main() -> None:
 
 
 def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
-    port = free_port()
-    proc = start_server(db, tmp, port, args.workers)
+    srv = ServerProcess(db, tmp, args=["--workers", str(args.workers)]).start(timeout=60)
+    port = srv.port
     base = f"http://127.0.0.1:{port}"
     try:
         httpx.post(f"{base}/api/v1/runs", json={"id": "live", "name": "live"}).raise_for_status()
@@ -117,7 +118,7 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
         print(f"POST       answered in p50 {a50 * 1000:.1f} ms  p95 {a95 * 1000:.1f} ms")
         print(f"load avg   {os.getloadavg()[0]:.2f} (2 cores, shared)")
     finally:
-        stop_server(proc)
+        srv.stop()
 
 
 if __name__ == "__main__":

@@ -27,10 +27,8 @@ import contextlib
 import gzip
 import http.client
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,6 +36,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench._common import cpu_seconds
+from tests.support.servers import ServerProcess
 
 KEYS = ["train/loss", "grad_norm/total", "lr/0", "grad_norm/fc1", "grad_norm/fc2"]
 
@@ -72,14 +73,6 @@ class LoadResult:
                 f"server CPU {self.server_cpu_s:.1f} s = {100 * self.server_cpu_s / self.seconds:.0f}% of one core",
             ]
         )
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
 
 
 def _request(
@@ -180,18 +173,9 @@ def run_load(
     """Start a server, stream into it, check every point arrived once; always stops the server."""
     tmp = Path(workdir or tempfile.mkdtemp(prefix="fitscope-load-"))
     db_url = db_url or f"sqlite:///{tmp / 'load.db'}"
-    port = free_port()
-    env = dict(os.environ, FITSCOPE_DIR=str(tmp))
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fitscope.cli", "serve", "--port", str(port), "--db", db_url],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_healthy(port, server)
-        cpu0 = _cpu_seconds(server.pid)
+    with ServerProcess(db_url, tmp).start(timeout=60) as server:
+        port = server.port
+        cpu0 = cpu_seconds(server.pid)
         run_ids = [uuid.uuid4().hex for _ in range(runs)]
         stop_at = time.monotonic() + seconds
         out: dict = {"sent": 0, "requests": 0, "errors": 0, "lat": []}
@@ -208,7 +192,7 @@ def run_load(
         for t in threads:
             t.join(seconds + 120)
         elapsed = time.monotonic() - t0
-        cpu = _cpu_seconds(server.pid) - cpu0
+        cpu = cpu_seconds(server.pid) - cpu0
         stored = 0
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for r in run_ids:
@@ -227,13 +211,6 @@ def run_load(
             dash,
             cpu,
         )
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @dataclass
@@ -385,17 +362,9 @@ def run_streams(
     """The live-stream case; always stops the server and every client."""
     tmp = Path(workdir or tempfile.mkdtemp(prefix="fitscope-streams-"))
     db_url = db_url or f"sqlite:///{tmp / 'load.db'}"
-    port = free_port()
-    env = dict(os.environ, FITSCOPE_DIR=str(tmp), FITSCOPE_MAX_STREAMS=str(streams + 10))
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fitscope.cli", "serve", "--port", str(port), "--db", db_url],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_healthy(port, server)
+    env = {"FITSCOPE_MAX_STREAMS": str(streams + 10)}
+    with ServerProcess(db_url, tmp, env=env).start(timeout=60) as server:
+        port = server.port
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         run_ids = [uuid.uuid4().hex for _ in range(max(1, streams // 2))]
         for r in run_ids:
@@ -413,13 +382,13 @@ def run_streams(
         ready.wait(30 + streams * 0.1)
         time.sleep(2.0)  # let the openings settle
         # phase 1: nothing but the open streams, for the idle cost
-        cpu0 = _cpu_seconds(server.pid)
+        cpu0 = cpu_seconds(server.pid)
         t0 = time.monotonic()
         time.sleep(seconds)
-        idle_cpu = (_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
+        idle_cpu = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
         # phase 2: health probes (and writes), for latency
         events0 = state["events"][0]
-        cpu0 = _cpu_seconds(server.pid)
+        cpu0 = cpu_seconds(server.pid)
         t0 = time.monotonic()
         stop_at = t0 + seconds
         health: list[float] = []
@@ -433,7 +402,7 @@ def run_streams(
         for t in threads:
             t.join(seconds + 60)
         elapsed = time.monotonic() - t0
-        cpu = _cpu_seconds(server.pid) - cpu0
+        cpu = cpu_seconds(server.pid) - cpu0
         time.sleep(1.0)  # the last writes' events
         opened = state["opened"][0]
         events = state["events"][0] - events0
@@ -449,35 +418,6 @@ def run_streams(
             idle_cpu,
             health,
         )
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("server exited during start-up")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            if _request(conn, "GET", "/api/v1/health")[0] == 200:
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not become healthy")
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ import httpx
 import numpy as np
 import orjson
 
-from bench._common import database, free_port, start_server, stop_server
+from bench._common import database
+from tests.support.servers import ServerProcess
 
 KEY = "grad_norm/total"
 
@@ -86,8 +87,8 @@ def main() -> None:
 
 def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
     n = args.points
-    port = free_port()
-    proc = start_server(db, tmp, port)
+    server = ServerProcess(db, tmp).start(timeout=60)
+    port = server.port
     base = f"http://127.0.0.1:{port}"
     spike = int(n * 0.6123) + 1
     try:
@@ -126,7 +127,7 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
             ms = (time.perf_counter() - t0) * 1000
             print(f"{'export CSV (streamed)':44s} {'':10s} {ms:10.1f}  {size / 1e6:.1f} MB")
     finally:
-        stop_server(proc)
+        server.stop()
 
 
 if __name__ == "__main__":

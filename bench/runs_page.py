@@ -26,7 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
-from bench._common import database, free_port, start_server, stop_server
+from bench._common import database
+from tests.support.servers import ServerProcess
 from tests.support.web import CHROMIUM_ARGS, chromium_path
 
 
@@ -212,14 +213,14 @@ def main() -> None:
         if not args.existing:
             took = fill(db, args.runs)
             print(f"database {db.split('://')[0]}; {args.runs:,} runs stored in {took:.0f} s")
-        port = free_port()
-        proc = start_server(db, tmp, port)
+        srv = ServerProcess(db, tmp).start(timeout=60)
+        port = srv.port
         try:
             url = f"http://127.0.0.1:{port}"
             api_numbers(url, args.runs)
             browser_numbers(url, args.loads)
         finally:
-            stop_server(proc)
+            srv.stop()
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

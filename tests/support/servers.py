@@ -1,15 +1,20 @@
-"""A real ``fitscope serve`` subprocess on a free loopback port, for tests and benchmarks.
+"""A real ``fitscope serve`` subprocess on a free loopback port, and a fresh PostgreSQL
+database, for the tests and the benchmarks alike.
 
-No pytest here: the benchmarks (``python -m bench.<name>``) start their servers with it too.
+No pytest here: the benchmarks (``python -m bench.<name>``) start their servers with it too,
+so there is one way to start, wait for and stop a server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,7 +28,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def fresh_database(admin_url: str, prefix: str = "fitscope_test") -> Iterator[str]:
+    """A new database on the PostgreSQL server of ``admin_url``, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 class ServerProcess:
+    """``fitscope serve`` on ``db_url`` with its data in ``data_dir`` (its log too); extra
+    ``args`` (``--workers 2``) and ``env`` (``FITSCOPE_...`` settings) are passed on.
+
+    ``start()`` returns once ``/api/v1/health`` answers; ``stop()`` (or leaving a ``with``
+    block) terminates it, and kills it if it does not exit.
+    """
+
     def __init__(
         self,
         db_url: str,
@@ -69,7 +99,19 @@ class ServerProcess:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
+        self.stop()
         raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "the server was not started"
+        return self.proc.pid
+
+    def __enter__(self) -> ServerProcess:
+        return self if self.proc else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
