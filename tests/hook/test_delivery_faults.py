@@ -228,15 +228,23 @@ def test_spool_is_delivered_only_to_its_own_server(sqlite_url, tmp_path):
 
 
 # -- 5. the exit window ------------------------------------------------------------------
-FREEZE = """
+def _ready_then_wait(name: str, interval: float) -> str:
+    """A run that logs steps 0-99, flushes, prints READY and waits for a line on stdin."""
+    return f"""
 import sys, time, fitscope
-run = fitscope.init(name="frozen", interval=0.05)
+run = fitscope.init(name={name!r}, interval={interval})
 for i in range(100):
-    run.log({"x": float(i)}, step=i)
+    run.log({{"x": float(i)}}, step=i)
     time.sleep(0.005)
 time.sleep(1.0)
 print("READY", flush=True)
 sys.stdin.readline()
+"""
+
+
+FREEZE = (
+    _ready_then_wait("frozen", 0.05)
+    + """
 for i in range(100, 200):
     run.log({"x": float(i)}, step=i)
     time.sleep(0.005)
@@ -244,6 +252,7 @@ t = time.monotonic()
 run.finish()
 print("FINISH_S", time.monotonic() - t, flush=True)
 """
+)
 
 
 def test_finish_returns_in_its_window_against_a_frozen_server(sqlite_url, tmp_path):
@@ -274,21 +283,16 @@ def test_finish_returns_in_its_window_against_a_frozen_server(sqlite_url, tmp_pa
         srv.stop()
 
 
-BACK = """
-import sys, time, fitscope
-run = fitscope.init(name="back", interval=0.5)
-for i in range(100):
-    run.log({"x": float(i)}, step=i)
-    time.sleep(0.005)
-time.sleep(1.0)
-print("READY", flush=True)
-sys.stdin.readline()
+BACK = (
+    _ready_then_wait("back", 0.5)
+    + """
 for i in range(100, 300):  # about 16 s without a server: the backoff outgrows the window
     run.log({"x": float(i)}, step=i)
     time.sleep(0.08)
 print("FINISHING", flush=True)
 run.finish()
 """
+)
 
 
 def test_a_server_back_during_the_exit_window_gets_everything(sqlite_url, tmp_path):

@@ -118,6 +118,13 @@ def browser() -> Iterator[Any]:
         yield b
 
 
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One browser for a module whose pages share a module-scoped server."""
+    with launched_chromium() as b:
+        yield b
+
+
 @pytest.fixture
 def app_server(tmp_path: Path) -> Iterator[AppServer]:
     """The real app on a fresh SQLite file, reached through an injected transport."""

@@ -29,6 +29,12 @@ def artifacts_dir() -> Path:
     return out
 
 
+def screenshot(page: Any, name: str) -> None:
+    """The whole page as ``<artifacts>/screenshots/<name>.png``, once Plotly's transitions end."""
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(artifacts_dir() / f"{name}.png"), full_page=True)
+
+
 def wire(v: float) -> float | str:
     if math.isnan(v):
         return "NaN"

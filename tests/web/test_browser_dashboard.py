@@ -13,16 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.support.fixtures import launched_chromium
 from tests.support.servers import ServerProcess
 from tests.support.web import (
-    artifacts_dir,
     chart_ready,
     create_run,
     finish,
     insert_alert,
     open_page,
     post_batch,
+    screenshot,
 )
 
 pytestmark = pytest.mark.browser
@@ -116,17 +115,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         yield {"srv": srv, "url": srv.url, "a": a, "b": b, "c": c, "alerts": (cause, effect, over)}
     finally:
         srv.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with launched_chromium() as br:
-        yield br
-
-
-def _shot(page: Any, name: str) -> None:
-    page.wait_for_timeout(400)
-    page.screenshot(path=str(artifacts_dir() / f"{name}.png"), full_page=True)
 
 
 def _line(page: Any, chart: str, key: str) -> dict:
@@ -285,7 +273,7 @@ def test_metric_groups_and_layout_persistence(site, chromium):
         p2, w2 = open_page(chromium, linked, dark=dark)
         chart_ready(p2, "chart-loss")
         chart_ready(p2, "chart-k-grad_norm_2f0_2eweight")
-        _shot(p2, f"run-groups-{'dark' if dark else 'light'}")
+        screenshot(p2, f"run-groups-{'dark' if dark else 'light'}")
         w2.assert_clean()
     watch.assert_clean()
 
@@ -304,7 +292,7 @@ def test_alerts_panel_grows_root_cause_first(site, chromium):
                  .filter(e => e.scrollHeight > e.clientHeight + 1).length"""
         )
         assert nested == 0
-        _shot(page, f"run-alerts-{'dark' if dark else 'light'}")
+        screenshot(page, f"run-alerts-{'dark' if dark else 'light'}")
         watch.assert_clean()
     ids = page.locator("#alerts > .alert").evaluate_all(
         "(n) => n.map(x => Number(x.dataset.alertId))"
@@ -362,7 +350,7 @@ def test_compare_three_runs_two_share_a_name(site, chromium):
         assert names == [f"alpha · {site['a'][:6]}", f"alpha · {site['b'][:6]}", "beta"]
         legend = page.locator("#legend li a").all_text_contents()
         assert len(set(legend)) == 3
-        _shot(page, f"compare-three-{'dark' if dark else 'light'}")
+        screenshot(page, f"compare-three-{'dark' if dark else 'light'}")
         watch.assert_clean()
     # any number of charts
     page.click("#add-pane")

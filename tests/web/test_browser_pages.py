@@ -14,17 +14,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.fixtures import launched_chromium
 from tests.support.hook import run_script
 from tests.support.servers import ServerProcess
 from tests.support.web import (
-    artifacts_dir,
     chart_ready,
     create_run,
     finish,
     insert_alert,
     open_page,
     post_batch,
+    screenshot,
     trace,
     x_range,
 )
@@ -212,17 +211,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         srv.stop()
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with launched_chromium() as b:
-        yield b
-
-
-def _shot(page: Any, name: str) -> None:
-    page.wait_for_timeout(400)  # let Plotly finish its transitions
-    page.screenshot(path=str(artifacts_dir() / f"{name}.png"), full_page=True)
-
-
 def _run_ready(page: Any) -> None:
     for chart in ("chart-loss", "chart-acc", "chart-grad", "chart-layers", "chart-conf"):
         chart_ready(page, chart)
@@ -241,7 +229,7 @@ def test_runs_list(site, chromium):
         # the table's columns come from the real training: last step and validation loss
         assert row.locator("td.step").inner_text() == str(24 * 10)
         assert row.locator("td.metric[data-col='best:val/loss']").inner_text() not in ("", "–")
-        _shot(page, f"runs-list-{'dark' if dark else 'light'}")
+        screenshot(page, f"runs-list-{'dark' if dark else 'light'}")
         watch.assert_clean()
     # search, filter and sort; the state is in the URL
     page.fill("#q", "overfit")
@@ -281,7 +269,7 @@ def test_healthy_run_page(site, chromium):
         _run_ready(page)
         # no warning or critical (once the diagnosis runs, an info note would be fair)
         assert page.locator("#health").get_attribute("class").split()[1] in ("ok", "info")
-        _shot(page, f"run-healthy-{'dark' if dark else 'light'}")
+        screenshot(page, f"run-healthy-{'dark' if dark else 'light'}")
         watch.assert_clean()
 
     # ECE shown is exact: sum over bins |correct - conf_sum| / N of the latest evaluation
@@ -362,7 +350,7 @@ def test_faulty_run_page(site, chromium):
         marks = trace(page, "chart-loss", "nonfinite", "train/loss")
         assert marks is not None and len(marks["x"]) > 0
         assert page.locator("[data-stat='train-loss']").get_attribute("class") == "stat bad"
-        _shot(page, f"run-faulty-{'dark' if dark else 'light'}")
+        screenshot(page, f"run-faulty-{'dark' if dark else 'light'}")
         watch.assert_clean()
 
     # keyboard: Tab reaches the alerts, Enter zooms to the evidence, highlighting its charts
@@ -384,7 +372,7 @@ def test_faulty_run_page(site, chromium):
     began = min(max(began, ev["start_step"]), ev["end_step"])
     r = x_range(page, "chart-loss")
     assert r is not None and r[0] <= began <= r[1]  # where the condition began
-    _shot(page, "run-faulty-zoomed-dark")
+    screenshot(page, "run-faulty-zoomed-dark")
     # clicking another alert selects it instead; the charts holding its evidence are marked
     crit = site["alerts"][1]
     page.locator(f"[data-alert-id='{crit}']").click()
@@ -415,7 +403,7 @@ def test_compare_page(site, chromium):
             ".map(t => t.name)"
         )
         assert lines == ["mlp-baseline", "mlp-wide-overfit"]
-        _shot(page, f"compare-{'dark' if dark else 'light'}")
+        screenshot(page, f"compare-{'dark' if dark else 'light'}")
         watch.assert_clean()
     diff = page.locator("#config tr.diff th").all_text_contents()
     assert "lr" in diff and "batch_size" in diff and "fitscope.optimizer.class" in diff

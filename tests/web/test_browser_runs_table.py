@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.fixtures import launched_chromium
 from tests.support.servers import ServerProcess
 from tests.support.web import artifacts_dir, create_run, finish, insert_alert, open_page, post_batch
 
@@ -73,12 +72,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         }
     finally:
         srv.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with launched_chromium() as b:
-        yield b
 
 
 def _rows(page: Any) -> list[str]:
