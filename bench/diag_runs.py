@@ -140,6 +140,8 @@ class LSTMNet(nn.Module):
 
 
 class TinyLM(nn.Module):
+    mask: torch.Tensor  # a buffer
+
     def __init__(self) -> None:
         super().__init__()
         self.emb = nn.Embedding(VOCAB, 32)
@@ -383,11 +385,11 @@ def _setup(spec: Spec) -> dict[str, Any]:
             opt0.zero_grad()
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt0.step()
-        mods = list(model)
+        mods = list(model.children())
         for m in mods[:-1]:
             for p in m.parameters():
                 p.requires_grad_(False)
-        mods[-1].reset_parameters()
+        mods[-1].reset_parameters()  # type: ignore[operator]
         cfg["lr"] = 1e-3
     if v == "warmup_cosine_clip":
         cfg["clip"] = 1.0

@@ -105,12 +105,12 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
                 print(
                     f"{'reduced to ' + str(mp):44s} {s:10.1f} {cl:10.1f}  spike {'found' if ok else 'LOST'}"
                 )
-            for width, mp in ((1_000, None), (10_000, None), (100_000, 1000)):
+            for width, cap in ((1_000, None), (10_000, None), (100_000, 1000)):
                 p = {"key": KEY, "start": spike - width // 2, "end": spike + width // 2 - 1}
-                if mp:
-                    p["max_points"] = mp
+                if cap:
+                    p["max_points"] = cap
                 s, cl, body = timed(c, url, p, args.repeat)
-                label = f"zoom {width:,} steps" + (f" reduced to {mp}" if mp else " full detail")
+                label = f"zoom {width:,} steps" + (f" reduced to {cap}" if cap else " full detail")
                 print(f"{label:44s} {s:10.1f} {cl:10.1f}  {len(body['steps']):,} points")
             if n <= 2_000_000:
                 s, cl, body = timed(c, url, {"key": KEY}, max(1, args.repeat // 2))

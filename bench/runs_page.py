@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from bench._common import database
 from tests.support.servers import ServerProcess
@@ -115,7 +116,7 @@ def api_numbers(url: str, n: int) -> None:
     import httpx
 
     cols = [("metric", "best:val/loss"), ("metric", "last:val/accuracy")]
-    cases = {
+    cases: dict[str, list[tuple[str, Any]]] = {
         "first page (50, 2 metric columns)": [("limit", "50"), *cols],
         "search by name q=sweep-0123": [("q", "sweep-0123"), ("limit", "50"), *cols],
         "search by tag q=seed-1": [("q", "seed-1"), ("limit", "50"), *cols],

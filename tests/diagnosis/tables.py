@@ -105,8 +105,9 @@ def build(
                     sc.setdefault(f"param_norm/{layer}", ([], []))
                     sc[f"param_norm/{layer}"][0].append(step)
                     sc[f"param_norm/{layer}"][1].append(v)
-        for name, vals in (updates if isinstance(updates, dict) else {"total": updates}).items():
-            put(f"update_ratio/{name}", vals)
+        ratios = updates if isinstance(updates, dict) else {"total": updates}
+        for name, ratio in ratios.items():
+            put(f"update_ratio/{name}", ratio)
         if labels is not None and lo == 1:
             # training counts: a list of snapshots, or one total split into equal snapshots
             snaps = labels[0] if isinstance(labels[0][0], list) else None

@@ -9,14 +9,17 @@ import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from fitscope._wire import encode_float
 
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
-def _run(client: httpx.Client, run_id: str, rules: dict | None = None) -> None:
+
+def _run(client: TestClient, run_id: str, rules: dict | None = None) -> None:
     fs: dict = {"num_classes": 4, "optimizer": {"class": "SGD", "param_groups": [{"lr": 0.1}]}}
     if rules is not None:
         fs["rules"] = rules
@@ -24,7 +27,7 @@ def _run(client: httpx.Client, run_id: str, rules: dict | None = None) -> None:
     assert r.status_code in (200, 201), r.text
 
 
-def _batch(client: httpx.Client, run_id: str, bid: str, start: int, losses: list[float]) -> dict:
+def _batch(client: TestClient, run_id: str, bid: str, start: int, losses: list[float]) -> dict:
     steps = list(range(start, start + len(losses)))
     body = {
         "batch_id": bid,
@@ -39,7 +42,7 @@ def _batch(client: httpx.Client, run_id: str, bid: str, start: int, losses: list
     return r.json()
 
 
-def test_nan_run_gets_one_alert_served_and_pushed(client: httpx.Client) -> None:
+def test_nan_run_gets_one_alert_served_and_pushed(client: TestClient) -> None:
     _run(client, "r1")
     _batch(client, "r1", "b1", 1, [1.0] * 100)
     reply = _batch(client, "r1", "b2", 101, [math.nan] * 100)
@@ -62,7 +65,7 @@ def test_nan_run_gets_one_alert_served_and_pushed(client: httpx.Client) -> None:
     assert a["evidence"]["end_step"] == 500
 
 
-def test_per_run_rules_switch_a_rule_off(client: httpx.Client) -> None:
+def test_per_run_rules_switch_a_rule_off(client: TestClient) -> None:
     _run(client, "r2", rules={"non_finite": False})
     _batch(client, "r2", "b1", 1, [math.nan] * 50)
     assert client.get("/api/v1/runs/r2/alerts").json() == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import types
+from typing import Any, cast
 
 from fitscope_server.diagnosis import Facts
 
@@ -216,7 +217,7 @@ def test_every_evidence_key_has_a_human_label() -> None:
 
     seen: set[str] = set()
     for p in PARAMS:
-        rule, table, f, _ = p.values
+        rule, table, f, _ = cast(tuple[str, dict, Any, Any], p.values)
         from .tables import ask
 
         state, fx = build(facts=f, **table)

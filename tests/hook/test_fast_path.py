@@ -9,6 +9,7 @@ and the first run must really have taken the fast paths.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -106,8 +107,12 @@ def _train(server: AppServer, loop: Callable, scheduler: bool, frozen_bias: bool
     x, y = classification_data(32 * 8)
     model = mlp()
     head, body = list(model[2].parameters()), list(model[0].parameters())
+    groups: list[dict[str, Any]] = [
+        {"params": body},
+        {"params": head, "lr": 0.05, "weight_decay": 1e-3},
+    ]
     opt = torch.optim.SGD(
-        [{"params": body}, {"params": head, "lr": 0.05, "weight_decay": 1e-3}],
+        groups,
         lr=0.1,
         momentum=0.9,
     )
@@ -127,7 +132,7 @@ def _train(server: AppServer, loop: Callable, scheduler: bool, frozen_bias: bool
 
 
 def _everything(server: AppServer, run_id: str) -> dict:
-    out = {}
+    out: dict[str, Any] = {}
     for key in server.counts(run_id):
         if key != "time/wall":  # the clock differs between two runs
             out[key] = server.series(run_id, key)

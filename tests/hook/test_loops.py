@@ -14,7 +14,7 @@ from tests.support.hook import classification_data, close, mlp
 
 
 def _layer_total(model: nn.Module) -> float:
-    return math.sqrt(sum(float(p.grad.norm()) ** 2 for p in model.parameters()))
+    return math.sqrt(sum(float(p.grad.norm()) ** 2 for p in model.parameters()))  # type: ignore[union-attr, misc]
 
 
 def _expected_eval(model: nn.Module, xv, yv):  # noqa: ANN001, ANN202

@@ -10,7 +10,7 @@ nothing above info.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import torch
@@ -43,7 +43,7 @@ STUCK = frozenset({"not_learning", "plateau", "underfitting", "early_stop", "und
 def scenario(
     what: str,
     expected: tuple[str, ...] = (),
-    allowed: tuple[str, ...] | frozenset[str] = (),
+    allowed: Collection[str] = (),
     onset: int | str = 1,
     chain: tuple[str, ...] = (),
 ) -> Callable:
@@ -264,7 +264,7 @@ def fault_dead_relu(sid: str, url: str) -> str:
     tr, va = _data(sep=1.0)
     model = mlp()
     with torch.no_grad():
-        model[0].bias.fill_(-10.0)
+        model[0].bias.fill_(-10.0)  # type: ignore[operator]
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     crit = nn.CrossEntropyLoss()
     run = start(model, opt, crit, sid, url, 32)

@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
 from tests.support.servers import ServerProcess, fresh_database
 from tests.support.web import CHROMIUM_ARGS, chromium_path
 
 if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
     from tests.support.hook import AppServer
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -74,7 +75,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def client(db_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
+def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
     """An in-process client of a freshly migrated app."""
     from fastapi.testclient import TestClient
 

@@ -83,7 +83,7 @@ def classification_data(
     return x, y.clamp(max=classes - 1)
 
 
-def mlp(features: int = 10, classes: int = 3, hidden: int = 16) -> torch.nn.Module:
+def mlp(features: int = 10, classes: int = 3, hidden: int = 16) -> torch.nn.Sequential:
     return torch.nn.Sequential(
         torch.nn.Linear(features, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, classes)
     )

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -126,7 +127,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def api(self, path: str, **params: object) -> object:
+    def api(self, path: str, **params: Any) -> Any:
         r = httpx.get(f"{self.url}{path}", params=params, timeout=10)
         r.raise_for_status()
         return r.json()

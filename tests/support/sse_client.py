@@ -37,7 +37,8 @@ class SSEStream:
                 self.status = resp.status_code
                 self.headers = dict(resp.headers)
                 self._ready.set()
-                ev_id, kind, data = None, "message", []
+                ev_id, kind = None, "message"
+                data: list[str] = []
                 for line in resp.iter_lines():
                     if line == "":
                         if data:
