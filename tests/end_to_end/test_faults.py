@@ -7,11 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 from tests.support.hook import run_script
-from tests.support.servers import ServerProcess, free_port
+from tests.support.servers import ServerProcess, backends_terminated, free_port
 
 N = 200
 
@@ -50,49 +49,21 @@ def test_locked_sqlite_answers_503_and_the_hook_retries(sqlite_url, tmp_path):
 
 
 def test_postgres_connections_killed_mid_run_lose_nothing(postgres_url, tmp_path):
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     srv = ServerProcess(postgres_url, tmp_path).start()
-    dbname = make_url(postgres_url).database
-    admin = create_engine(
-        make_url(postgres_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    stop = threading.Event()
-    killed = []
-
-    def killer() -> None:
-        while not stop.is_set():
-            with admin.connect() as c:
-                n = c.execute(
-                    text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = :d AND pid <> pg_backend_pid()"
-                    ),
-                    {"d": dbname},
-                ).scalar()
-            killed.append(n)
-            time.sleep(0.15)
-
-    t = threading.Thread(target=killer, daemon=True)
     try:
-        t.start()
-        proc = run_script(
-            "import time, fitscope\nrun = fitscope.init(name='pg', interval=0.05)\n"
-            f"for i in range({N}):\n    run.log({{'x': float(i)}}, step=i)\n    time.sleep(0.01)\n"
-            "run.finish()\n",
-            tmp_path,
-            srv.url,
-        )
-        stop.set()
-        t.join(5)
+        with backends_terminated(postgres_url, every=0.15) as killed:
+            proc = run_script(
+                "import time, fitscope\nrun = fitscope.init(name='pg', interval=0.05)\n"
+                f"for i in range({N}):\n    run.log({{'x': float(i)}}, step=i)\n    time.sleep(0.01)\n"
+                "run.finish()\n",
+                tmp_path,
+                srv.url,
+            )
         assert proc.returncode == 0, proc.stderr
         assert sum(killed) > 0  # connections really were killed while it ran
         _exactly_once(srv)
     finally:
-        stop.set()
         srv.stop()
-        admin.dispose()
 
 
 def test_killed_training_process_is_marked_crashed_with_its_data(sqlite_url, tmp_path):

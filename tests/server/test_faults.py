@@ -9,44 +9,21 @@ import time
 
 import httpx
 
-from tests.support.servers import ServerProcess
+from tests.support.servers import ServerProcess, backends_terminated
 
 CLIENT_TIMEOUT = 10.0  # the hook's HTTP timeout
 
 
 def test_postgres_dropping_connections_mid_write_answers_503_never_500(postgres_url, tmp_path):
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     srv = ServerProcess(postgres_url, tmp_path).start()
-    dbname = make_url(postgres_url).database
-    admin = create_engine(
-        make_url(postgres_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    stop = threading.Event()
-    killed: list[int] = []
-
-    def killer() -> None:
-        while not stop.is_set():
-            with admin.connect() as c:
-                n = c.execute(
-                    text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = :d AND pid <> pg_backend_pid() "
-                        "AND state = 'active'"
-                    ),
-                    {"d": dbname},
-                ).scalar()
-            killed.append(int(n or 0))
-            time.sleep(0.01)
-
     statuses: list[int] = []
     n_batches, per = 60, 4000
     try:
         httpx.post(f"{srv.url}/api/v1/runs", json={"id": "pg", "name": "pg"}).raise_for_status()
-        t = threading.Thread(target=killer, daemon=True)
-        t.start()
-        with httpx.Client(base_url=srv.url, timeout=CLIENT_TIMEOUT) as c:
+        with (
+            backends_terminated(postgres_url, every=0.01, only_active=True) as killed,
+            httpx.Client(base_url=srv.url, timeout=CLIENT_TIMEOUT) as c,
+        ):
             for b in range(n_batches):
                 steps = list(range(b * per, (b + 1) * per))
                 body = {
@@ -60,17 +37,13 @@ def test_postgres_dropping_connections_mid_write_answers_503_never_500(postgres_
                         break
                     assert r.status_code == 503 and r.headers.get("retry-after"), r.text
                     time.sleep(0.05)
-        stop.set()
-        t.join(5)
         assert sum(killed) > 0  # backends really were terminated while writing
         assert 500 not in statuses
         for j in range(4):
             got = srv.api("/api/v1/runs/pg/series", key=f"k{j}")
             assert got["steps"] == list(range(n_batches * per))  # every point exactly once
     finally:
-        stop.set()
         srv.stop()
-        admin.dispose()
     assert "Traceback" not in srv.log.read_text()
 
 

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +45,43 @@ def fresh_database(admin_url: str, prefix: str = "fitscope_test") -> Iterator[st
     finally:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def backends_terminated(
+    db_url: str, every: float, only_active: bool = False
+) -> Iterator[list[int]]:
+    """While inside: a thread ends every connection to ``db_url``'s PostgreSQL database each
+    ``every`` seconds (only those running a statement with ``only_active``); yields the list
+    of how many it ended each time."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    dbname = make_url(db_url).database
+    admin = create_engine(make_url(db_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    sql = text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = :d AND pid <> pg_backend_pid()"
+        + (" AND state = 'active'" if only_active else "")
+    )
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def killer() -> None:
+        while not stop.is_set():
+            with admin.connect() as c:
+                n = c.execute(sql, {"d": dbname}).scalar()
+            killed.append(int(n or 0))
+            time.sleep(every)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    try:
+        yield killed
+    finally:
+        stop.set()
+        t.join(5)
         admin.dispose()
 
 
