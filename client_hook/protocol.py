@@ -106,6 +106,7 @@ class PREFIXES:
     PARAM_NORM: Final = "param_norm/"
     UPDATE_RATIO: Final = "update_ratio/"
     LR: Final = "lr/"
+    WD: Final = "wd/"  # weight decay per parameter group
 
 
 def split_key(split: str, metric: str) -> str:
