@@ -1,5 +1,6 @@
 """The dashboard's pure JavaScript (series merging, decoding, the x axis, alerts, the layer
-heatmap, metric groups) under ``node --test``: the ``*.test.mjs`` files beside this one.
+heatmap, metric groups, calibration, config tables) under ``node --test``: the ``*.test.mjs``
+files beside this one.
 
 The modules import ``protocol.js``, which the server generates from ``fitscope.protocol``
 instead of keeping a copy on disk; here it is written into a copy of ``web/static`` that the
