@@ -107,7 +107,7 @@ class PREFIXES:
     PARAM_NORM: Final = "param_norm/"
     UPDATE_RATIO: Final = "update_ratio/"
     LR: Final = "lr/"
-    WD: Final = "wd/"
+    WD: Final = "wd/"  # weight decay per parameter group
 
 
 # the default name of an evaluation pass's split (``val/loss``); ``run.split(name)`` names others
