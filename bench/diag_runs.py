@@ -4,7 +4,7 @@ Each run trains a small model (MLP, CNN, LSTM classifier or a one-layer transfor
 model) on generated data for a few hundred steps and records what the hook records, under the
 same keys: ``train/loss``, ``grad_norm/total`` and ``grad_norm/<module>`` (before clipping),
 ``lr/0``, ``param_norm/<module>`` every 50 steps, ``update_ratio/total`` and
-``update_ratio/<module>`` (||dw|| / ||w|| over one step, at steps 1-10 and every 10th),
+``update_ratio/<module>`` (||dw|| / ||w|| over one step, at the hook's steps: ``fitscope._updates.due``),
 ``val/loss``, ``val/accuracy``, the ``val/confidence`` histogram and the ``train/labels`` /
 ``val/labels`` counts at each evaluation, plus the ``config["fitscope"]`` facts. A fault is
 injected into the loop (learning rate, loss scale, loop order, data, initialisation); its
@@ -28,8 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from fitscope._updates import due as update_due
+
 CACHE = Path(os.environ.get("FITSCOPE_DIAG_BENCH_CACHE", "tmp/diag_bench"))
-VERSION = 4  # bump when the generation changes (invalidates the cache)
+VERSION = 5  # bump when the generation changes (invalidates the cache)
 BINS = 15
 ARCHS = ("mlp", "cnn", "lstm", "lm")
 
@@ -485,7 +487,7 @@ def generate(spec: Spec) -> dict[str, Any]:
                         rec.add(f"grad_norm/{n}", step, v)
         if cfg["clip"] is not None:
             torch.nn.utils.clip_grad_norm_(params, cfg["clip"])
-        want_ratio = not per_epoch and (step <= 10 or step % 10 == 0)
+        want_ratio = not per_epoch and update_due(step)
         before = (
             {n: [p.detach().clone() for p in ps] for n, ps in mods.items()} if want_ratio else {}
         )

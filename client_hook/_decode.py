@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._evalstats import CONF_BINS, HEAD
+from ._evalstats import CONF_BINS, unpack
 from ._messages import Message
-from ._wire import encode_float
-
-if TYPE_CHECKING:
-    from ._recorder import Block
+from ._records import Block, Row
+from .protocol import KEYS, PREFIXES, SPLIT_VAL, encode_float, paths, split_key
 
 MAX_POINTS_PER_MESSAGE = 50_000
 MAX_HISTOGRAMS_PER_MESSAGE = 500
@@ -27,7 +25,7 @@ Scalars = dict[str, tuple[list[int], list[float]]]
 
 class Decoder:
     def __init__(self, run_id: str) -> None:
-        self.path = f"/api/v1/runs/{run_id}/batches"
+        self.path = paths.batches(run_id)
         self._lrs: list = []  # the learning rates and weight decays in force, across blocks
         self._wds: list = []
 
@@ -55,10 +53,9 @@ class Decoder:
                     _vector(kind, key, step, v, meta, scalars, hists)
             for key, step, value in block.host:
                 _add(scalars, key, step, value)
-            hists.extend(block.hists)
         return self._batches(scalars, hists)
 
-    def _row(self, row: tuple, vals: list[float], pos: int, layers: _Layers, out: Scalars) -> int:
+    def _row(self, row: Row, vals: list[float], pos: int, layers: _Layers, out: Scalars) -> int:
         step, kind, n_norms, present, n_losses, n_pnorms, extras = row
         norms = vals[pos : pos + n_norms]
         pos += n_norms
@@ -75,26 +72,26 @@ class Decoder:
             elif name == "found_inf":
                 found_inf = value
             elif name == "amp_scale":
-                _add(out, "amp/scale", step, value)
+                _add(out, KEYS.AMP_SCALE, step, value)
             else:  # a tensor learning rate of group ``name``
-                _add(out, f"lr/{name}", step, value)
+                _add(out, f"{PREFIXES.LR}{name}", step, value)
         if losses:
-            _add(out, "train/loss", step, math.fsum(losses) / len(losses))
+            _add(out, KEYS.TRAIN_LOSS, step, math.fsum(losses) / len(losses))
         if norms:
             if grad_scale is not None and grad_scale > 0 and math.isfinite(grad_scale):
                 norms = [x / grad_scale for x in norms]
-            layers.add("grad_norm", step, norms, present)
+            layers.add(PREFIXES.GRAD_NORM, step, norms, present)
         if pnorms:
-            layers.add("param_norm", step, pnorms, None)
+            layers.add(PREFIXES.PARAM_NORM, step, pnorms, None)
         if kind == "skipped" or (found_inf is not None and found_inf != 0):
-            _add(out, "train/step_skipped", step, 1.0)
+            _add(out, KEYS.TRAIN_STEP_SKIPPED, step, 1.0)
         if kind != "loss":
             for i, lr in enumerate(self._lrs):
                 if lr is not None:
-                    _add(out, f"lr/{i}", step, lr)
+                    _add(out, f"{PREFIXES.LR}{i}", step, lr)
             for i, wd in enumerate(self._wds):
                 if wd is not None:
-                    _add(out, f"wd/{i}", step, wd)
+                    _add(out, f"{PREFIXES.WD}{i}", step, wd)
         return pos
 
     def _batches(self, scalars: Scalars, hists: list[dict]) -> list[Message]:
@@ -149,7 +146,7 @@ class _Layers:
         got = targets[slot]
         if got is None:
             name = self.names[slot] if slot < len(self.names) else "total"
-            got = targets[slot] = self.out.setdefault(f"{prefix}/{name}", ([], []))
+            got = targets[slot] = self.out.setdefault(prefix + name, ([], []))
         return got
 
     def add(self, prefix: str, step: int, norms: list[float], present: list[int] | None) -> None:
@@ -176,13 +173,13 @@ def _update_ratio(step: int, v: list[float], layers: _Layers) -> None:
     """``[||dw_i||..., ||w_i||...]`` per parameter -> ``update_ratio/<module>`` and ``/total``."""
     n = len(v) // 2
     dw = _Layers(layers.names_all, {})
-    dw.add("d", step, v[:n], None)
+    dw.add("", step, v[:n], None)
     w = _Layers(layers.names_all, {})
-    w.add("w", step, v[n:], None)
-    for key, (_, num) in dw.out.items():
-        den = w.out.get("w" + key[1:], ([], [0.0]))[1][0]
+    w.add("", step, v[n:], None)
+    for name, (_, num) in dw.out.items():
+        den = w.out.get(name, ([], [0.0]))[1][0]
         if den > 0 and math.isfinite(den):
-            _add(layers.out, "update_ratio" + key[1:], step, num[0] / den)
+            _add(layers.out, PREFIXES.UPDATE_RATIO + name, step, num[0] / den)
 
 
 def _vector(
@@ -206,25 +203,24 @@ def _label_hist(key: str, step: int, counts: list[float]) -> dict:
 
 
 def _eval(step: int, v: list[float], meta: Any, scalars: Scalars, hists: list[dict]) -> None:
-    loss_sum, n, correct = v[0], v[1], v[2]
-    if n <= 0:
+    e = unpack(v)
+    if e.n <= 0:
         return
-    prefix = str(meta.get("split") or "val")
-    _add(scalars, f"{prefix}/loss", step, loss_sum / n)
+    split = str(meta.get("split") or SPLIT_VAL)
+    _add(scalars, split_key(split, "loss"), step, e.loss_sum / e.n)
     if not meta.get("task"):
         return
-    _add(scalars, f"{prefix}/accuracy", step, correct / n)
+    _add(scalars, split_key(split, "accuracy"), step, e.correct / e.n)
     b = CONF_BINS
     hists.append(
         {
-            "key": f"{prefix}/confidence",
+            "key": split_key(split, "confidence"),
             "step": step,
             "edges": [i / b for i in range(b + 1)],
-            "counts": [round(c) for c in v[HEAD : HEAD + b]],
-            "correct": [round(c) for c in v[HEAD + b : HEAD + 2 * b]],
-            "conf_sum": [encode_float(c) for c in v[HEAD + 2 * b : HEAD + 3 * b]],
+            "counts": [round(c) for c in e.counts],
+            "correct": [round(c) for c in e.correct_bins],
+            "conf_sum": [encode_float(c) for c in e.conf_sum],
         }
     )
-    labels = v[HEAD + 3 * b :]
-    if labels:
-        hists.append(_label_hist(f"{prefix}/labels", step, labels))
+    if e.labels:
+        hists.append(_label_hist(split_key(split, "labels"), step, e.labels))

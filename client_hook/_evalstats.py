@@ -10,13 +10,40 @@ An evaluation accumulator is one float32 vector:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 CONF_BINS = 15  # Guo et al. 2017 use M = 15 equal-width bins for ECE
 HEAD = 3  # loss_sum, n, correct
 MAX_LABEL_CLASSES = 4096  # label histograms above this many classes (e.g. vocabularies) are skipped
 CHUNK_ELEMENTS = 1 << 22  # softmax over at most this many logits at a time, to bound memory
 DEFAULT_IGNORE_INDEX = -100  # torch's and Hugging Face's default
+
+
+class EvalSums(NamedTuple):
+    """An evaluation accumulator's values, read back on the host (``unpack``)."""
+
+    loss_sum: float
+    n: float
+    correct: float
+    counts: list[float]  # per confidence bin
+    correct_bins: list[float]  # correct predictions per confidence bin
+    conf_sum: list[float]  # summed confidence per bin
+    labels: list[float]  # per class (empty when labels are not counted)
+
+
+def unpack(v: list[float]) -> EvalSums:
+    """The parts of an accumulator's values, by the layout in this module's docstring."""
+    b = CONF_BINS
+    return EvalSums(
+        v[0],
+        v[1],
+        v[2],
+        v[HEAD : HEAD + b],
+        v[HEAD + b : HEAD + 2 * b],
+        v[HEAD + 2 * b : HEAD + 3 * b],
+        v[HEAD + 3 * b :],
+    )
+
 
 MULTICLASS = "multiclass"
 BINARY_LOGITS = "binary-logits"

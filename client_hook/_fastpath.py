@@ -25,8 +25,10 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
+from ._labels import LABELS_EVERY, LabelCounts
+from ._records import Row
+
 PARAM_NORM_EVERY = 50  # weights move slowly; every 50 steps is enough for update/weight ratios
-LABELS_EVERY = 1000  # steps between train/labels histograms when no evaluation pass closes one
 NO_LOSS_AFTER = 20  # steps without any training loss before fitscope says so (general path)
 
 _grad_of = attrgetter("grad")
@@ -60,9 +62,7 @@ class FastPaths:
     _last: Any
     _micro: list
     _norms: Any
-    _targets: list
-    _target_cap: int
-    _count_labels: bool
+    labels: LabelCounts
     _hyper_last: list | None
     _extras: list
     _discovery: Any
@@ -74,7 +74,6 @@ class FastPaths:
     _norm_dtype: Any
     _tensor_lr: bool
     _handles: dict
-    _labels_step: int
     _update_next: int
     _user_loss: bool
     _losses_seen: bool
@@ -84,7 +83,6 @@ class FastPaths:
     _dynamo: Callable[[], bool]
     _flags: Any
     _foreach_norm: Callable
-    _clock: Callable[[], float]
     _on_loss: Callable[[tuple, dict, Any], None]
     _record_step: Callable[[Any], None]
     _hyper: Callable[[list], None]
@@ -112,7 +110,7 @@ class FastPaths:
             and "_on_step" in self._handles
         )
         pnorm = (self.step // PARAM_NORM_EVERY + 1) * PARAM_NORM_EVERY
-        self._fast_until = min(pnorm, self._labels_step + LABELS_EVERY)
+        self._fast_until = min(pnorm, self.labels.last_step + LABELS_EVERY)
         if self.step < NO_LOSS_AFTER and not self._losses_seen:
             self._fast_until = min(self._fast_until, NO_LOSS_AFTER)
 
@@ -123,7 +121,7 @@ class FastPaths:
         keeps a reference to the loss and the target, nothing more.  Everything
         else goes to ``_on_loss``.
         """
-        model, grad_on, tensor = self.model, self._grad_on, self._Tensor
+        model, grad_on, tensor, labels = self.model, self._grad_on, self._Tensor, self.labels
         dynamo, flags, general = self._dynamo, self._flags, self._on_loss
 
         def forward_watched(*args: Any, **kwargs: Any) -> Any:
@@ -139,10 +137,10 @@ class FastPaths:
                     and isinstance(output, tensor)
                 ):
                     self._last = output
-                    if self._count_labels:
+                    if labels.active:
                         target = args[1] if len(args) > 1 else kwargs.get("target")
                         if isinstance(target, tensor):
-                            self._targets.append(target)
+                            labels.targets.append(target)
                 else:
                     general(args, kwargs, output)
             except Exception as exc:
@@ -189,12 +187,12 @@ class FastPaths:
                     scalars.extend(t for _, t in self._extras)
                     self._extras = []
                     self._fast = False
-            rec.rows.append((step, "step", len(norms), None, n_losses, 0, extras))
+            rec.rows.append(Row(step, "step", len(norms), None, n_losses, 0, extras))
             if step >= self._update_next:
                 self._begin_update(step, optimizer)
-            if len(self._targets) >= self._target_cap:
+            if len(self.labels.targets) >= self.labels.cap:
                 self._fold_labels()
-            if self._clock() >= rec.next_flush or len(scalars) >= rec.max_pending:
+            if rec.due():
                 rec.pack()
         except Exception as exc:
             self._fail("_on_step", exc)

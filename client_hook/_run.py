@@ -13,6 +13,7 @@ import weakref
 from typing import Any
 
 from ._console import say, say_once
+from ._decode import Decoder
 from ._dist import rank_and_world
 from ._messages import Message, key_problem, new_id
 from ._recorder import Recorder
@@ -79,7 +80,8 @@ class Run:
         }
         if self.world_size > 1:
             self.fitscope["rank"] = self.rank
-        self.recorder = Recorder(self.id, interval=interval)
+        self.recorder = Recorder(interval=interval)
+        self._decoder = Decoder(self.id)  # the sender thread's: recorded blocks -> batches
         self.spool = Spool(self.settings.spool_dir)
         self.sender = Sender(
             self.id,
@@ -87,7 +89,7 @@ class Run:
             self.spool,
             token=self.settings.token,
             url=self.settings.url,
-            collect=self.recorder.drain,
+            collect=self._collect,
             on_reply=self._on_reply,
             heartbeat=self._heartbeat,
             interval=interval,
@@ -226,7 +228,7 @@ class Run:
             if self._watcher is not None:
                 self._watcher.detach()
             self.recorder.pack()
-            for msg in self.recorder.drain():
+            for msg in self._collect():
                 self.sender.submit(msg)
             body: dict[str, Any] = {"status": status}
             if error is not None:
@@ -285,6 +287,10 @@ class Run:
         self.sender.submit(
             Message("PATCH", f"/api/v1/runs/{self.id}", {"config": {"fitscope": self.fitscope}})
         )
+
+    def _collect(self) -> list[Message]:
+        """The batches of the blocks recorded so far (the sender thread's ``collect``)."""
+        return self._decoder.messages(self.recorder.take())
 
     def _heartbeat(self) -> Message:
         return Message("POST", f"/api/v1/runs/{self.id}/heartbeat", {}, kind="heartbeat")

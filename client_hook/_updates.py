@@ -2,9 +2,12 @@
 
 It stands in for the learning rate where there is none to read (manual SGD) and
 tells whether steps are too large or too small whatever the optimizer.  Taken
-at steps 1..10 and then every 10th step: a copy of the weights before the
-update, then, after it, one ``_foreach_sub_`` and two ``_foreach_norm`` passes,
-all device-side.  The recorded vector is ``[||dw_i||..., ||w_i||...]`` per
+at steps 1..10, every 10th step up to step 100, then every 50th (``due``): a copy
+of the weights before the update, then, after it, one ``_foreach_sub_`` and two
+``_foreach_norm`` passes, all device-side.  One measurement costs ~2-6 norm passes
+on small models (each operator's fixed cost dominates there), so after the
+early steps, where the diagnosis judges the learning rate, it is taken as often
+as the parameter norms.  The recorded vector is ``[||dw_i||..., ||w_i||...]`` per
 parameter; the decoder sums squares per layer (keys ``update_ratio/<module>``
 and ``update_ratio/total``).
 
@@ -12,7 +15,7 @@ Weight matrices with at least ``SAMPLE_ROWS_FROM`` rows are measured on every
 ``ROW_STRIDE``-th row (a systematic sample spread over the whole matrix, e.g.
 over a whole vocabulary), vectors and small matrices in full: the copy and the
 three passes then cost an eighth of the memory and time, so the measurement
-stays inside the hook's budget (one step in ten) and never holds a second full
+stays inside the hook's budget and never holds a second full
 copy of a large model.  Both norms come from the same rows, so the ratio is an
 estimate of the whole layer's.
 """
@@ -21,21 +24,27 @@ from __future__ import annotations
 
 from typing import Any
 
-EVERY = 10  # after the first EVERY steps, one step in EVERY
-FIRST = 10
+FIRST = 10  # steps 1..FIRST: every step (lr_too_high reads the first 5 records)
+DENSE_EVERY = 10  # then one step in DENSE_EVERY up to DENSE_UNTIL (update_size: 5 records by 60)
+DENSE_UNTIL = 100
+EVERY = 50  # then one step in EVERY, like the parameter norms
 ROW_STRIDE = 8
 SAMPLE_ROWS_FROM = 64
 
 
 def due(step: int) -> bool:
-    return 0 < step <= FIRST or step % EVERY == 0
+    """Whether the update of step ``step`` is measured."""
+    if step <= FIRST:
+        return step > 0
+    return step % (DENSE_EVERY if step <= DENSE_UNTIL else EVERY) == 0
 
 
 def next_due(step: int) -> int:
     """The first step after ``step`` that is due."""
     if step < FIRST:
-        return step + 1
-    return (step // EVERY + 1) * EVERY
+        return max(step, 0) + 1
+    every = DENSE_EVERY if step < DENSE_UNTIL else EVERY
+    return (step // every + 1) * every
 
 
 class UpdateSize:

@@ -28,7 +28,6 @@ the fewest distinct functions between ``backward()`` and the update.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,22 +35,20 @@ from . import _evalstats as ev
 from . import _facts, _patches, _updates
 from ._console import say_once
 from ._fastpath import (
-    LABELS_EVERY,
     NO_LOSS_AFTER,
     PARAM_NORM_EVERY,
     FastPaths,
     NoCompileFlag,
     loss_scalar,
 )
+from ._labels import LabelCounts
 from ._passes import Passes, split_in_caller
 from ._recorder import Recorder
+from ._records import Row, RowKind
+from .protocol import KEYS
 
 NO_STEP_AFTER = 256  # training losses without an optimizer step before each loss counts as a step
 # (gradient accumulation rarely exceeds 64 micro-batches per step; 4x margin)
-TARGET_ELEMENTS = 1 << 22  # training targets held before they are counted (bounds memory)
-# and at most this many batches' targets: counting them costs ~0.2 ms of tensor ops, once per
-# 256 steps rather than once per flush
-TARGET_BATCHES = 256
 MAX_CANDIDATES = 16  # training losses held between two backward() calls
 # autograd nodes by which a loop scales its loss before backward (accumulation, GradScaler)
 _SCALING = {"DivBackward0", "DivBackward1", "MulBackward0", "MulBackward1", "MeanBackward0"}
@@ -99,7 +96,6 @@ class Watcher(FastPaths):
             torch.compiler if hasattr(torch.compiler, "_is_compiling_flag") else NoCompileFlag
         )
         self._foreach_norm = torch._foreach_norm
-        self._clock = time.monotonic
         self.rec = recorder
         self.model = model
         self.optimizer = _facts.unwrap_optimizer(optimizer)
@@ -112,11 +108,7 @@ class Watcher(FastPaths):
         # the latest training loss, detached only in the optimizer hook: a detach right after
         # the criterion would be one more operator to run cold between forward and backward
         self._last: Any = None
-        self._count_labels = False  # training targets are classification labels worth counting
-        self._targets: list[Any] = []  # training targets not yet counted into _labels
-        self._target_cap = 1
-        self._labels: Any = None  # device counts of training labels since the last histogram
-        self._labels_step = 0
+        self.labels = LabelCounts()  # the training labels, counted on the device
         self._norms: Any = None  # per-parameter grad norms taken for the coming step
         self._present: list[int] | None = None  # their parameter indices when some grads are None
         self._all_grads = True
@@ -164,8 +156,6 @@ class Watcher(FastPaths):
         ignore = getattr(criterion, "ignore_index", ev.DEFAULT_IGNORE_INDEX)
         self._ignore = ignore if isinstance(ignore, int) else ev.DEFAULT_IGNORE_INDEX
         self._discovery: _facts.Discovery | None = _facts.Discovery(crit_name)
-        self._task: str | None = None  # set once the first step shows labels worth counting
-        self._classes = 0
         self.facts = _facts.describe(model, self.optimizer, criterion, recorder.layers, self.params)
         self.facts["world_size"] = world_size
         self._facts_dirty = False
@@ -424,15 +414,9 @@ class Watcher(FastPaths):
         if d is not None:
             d.see(logits, target, name, self._input_batch)
             self._input_batch = 0
-            self._count_labels = d.task is not None
-        if self._count_labels and isinstance(target, self._Tensor):
-            targets = self._targets
-            targets.append(target)
-            if len(targets) == 1:  # batches are alike: size the budget from the first
-                per_batch = TARGET_ELEMENTS // max(1, target.numel())
-                self._target_cap = max(1, min(TARGET_BATCHES, per_batch))
-            elif len(targets) >= self._target_cap:
-                self._fold_labels()
+            self.labels.active = d.task is not None
+        if self.labels.active and isinstance(target, self._Tensor) and self.labels.add(target):
+            self._fold_labels()
         if (self._no_step and not self._bw_steps) or len(self._micro) >= NO_STEP_AFTER:
             self._loss_steps()
 
@@ -468,7 +452,7 @@ class Watcher(FastPaths):
         self.rec.scalars.extend(micro)
         for _ in micro:
             self.step += 1
-            self.rec.rows.append((self.step, "loss", 0, None, 1, 0, ()))
+            self.rec.rows.append(Row(self.step, "loss", 0, None, 1, 0, ()))
         if self.rec.due():
             self.flush()
 
@@ -477,10 +461,7 @@ class Watcher(FastPaths):
         if d is None:
             return
         self._fail_quietly("_on_input")
-        self._task, self._classes = d.task, d.classes
-        self._count_labels = self._task is not None
-        if self._task is None:
-            self._targets = []
+        self.labels.settle(d.task, d.classes)
         self.facts.update(d.result(self.world_size))
         self.facts["compiled"] = self.facts["compiled"] or _facts.is_compiled(self.model)
         self._send_facts()
@@ -530,23 +511,15 @@ class Watcher(FastPaths):
 
     def _emit_train_labels(self) -> None:
         self._fold_labels()
-        if self._labels is not None:
-            self.rec.vector("labels", "train/labels", self.step, self._labels)
-            self._labels = None
-        self._labels_step = self.step
+        counts = self.labels.take(self.step)
+        if counts is not None:
+            self.rec.vector("labels", KEYS.TRAIN_LABELS, self.step, counts)
 
     def _fold_labels(self) -> None:
         d = self._discovery
-        task = self._task or (d.task if d is not None else None)
-        classes = self._classes or (d.classes if d is not None else 0)
-        if not self._targets or task is None:
-            return
-        targets, self._targets = self._targets, []
         try:
-            self._labels = ev.fold_labels(self._labels, targets, task, classes)
-        except Exception as exc:
-            self._task = None  # targets this code does not understand: stop counting them
-            self._count_labels = False
+            self.labels.fold(*((d.task, d.classes) if d is not None else ()))
+        except Exception as exc:  # targets this code does not understand: no more counting
             self._fail("label counts", exc)
 
     # -- optimizer steps (hot path) -------------------------------------------------
@@ -635,7 +608,7 @@ class Watcher(FastPaths):
         except Exception as exc:
             self._fail("_on_step", exc)
 
-    def _row(self, kind: str, optimizer: Any) -> None:  # noqa: C901
+    def _row(self, kind: RowKind, optimizer: Any) -> None:  # noqa: C901
         """Record the step being taken (or skipped)."""
         step, rec = self.step, self.rec
         scalars = rec.scalars
@@ -661,7 +634,7 @@ class Watcher(FastPaths):
             extras = tuple(name for name, _ in self._extras)
             scalars.extend(t for _, t in self._extras)
             self._extras = []
-        rec.rows.append((step, kind, n_norms, self._present, len(losses), n_pnorms, extras))
+        rec.rows.append(Row(step, kind, n_norms, self._present, len(losses), n_pnorms, extras))
         if kind == "step" and step >= self._update_next and self.params:
             self._begin_update(step, optimizer)
         if step == NO_LOSS_AFTER and not self._losses_seen:
@@ -670,9 +643,9 @@ class Watcher(FastPaths):
             self._end_discovery()
             if self._facts_dirty:
                 self._send_facts()
-        if step - self._labels_step >= LABELS_EVERY:
+        if self.labels.due(step):
             self._emit_train_labels()
-        if len(self._targets) >= self._target_cap:
+        if len(self.labels.targets) >= self.labels.cap:
             self._fold_labels()
         if rec.due():
             self.flush()
@@ -782,7 +755,7 @@ class Watcher(FastPaths):
 
     def flush(self) -> None:
         """Hand what is pending to the sender (training thread).  Training targets wait
-        to be counted until the label histogram is due or ``TARGET_BATCHES`` are held."""
+        to be counted until the label histogram is due or a bunch is held (``_labels``)."""
         self.rec.pack()
 
 

@@ -93,6 +93,7 @@ class KEYS:
     LR_FIRST: Final = "lr/0"
     TIME_WALL: Final = "time/wall"
     EPOCH: Final = "epoch"
+    AMP_SCALE: Final = "amp/scale"
 
 
 class PREFIXES:
@@ -106,6 +107,11 @@ class PREFIXES:
     PARAM_NORM: Final = "param_norm/"
     UPDATE_RATIO: Final = "update_ratio/"
     LR: Final = "lr/"
+    WD: Final = "wd/"  # weight decay per parameter group
+
+
+# the default name of an evaluation pass's split (``val/loss``); ``run.split(name)`` names others
+SPLIT_VAL: Final = "val"
 
 
 def split_key(split: str, metric: str) -> str:

@@ -281,7 +281,7 @@ def test_healthy_run_page(site, chromium):
     shown = page.locator("[data-stat='ece'] .stat-value").inner_text()
     assert shown == f"{ece * 100:.1f}%", (shown, ece)
     assert page.locator("#calib-ece").inner_text() == f"ECE {ece * 100:.1f}%"
-    exact = page.evaluate("(h) => fs.calibration.ece(h)", last)
+    exact = page.evaluate("async (h) => (await import('/static/calibration.js')).ece(h)", last)
     assert math.isclose(exact, ece, rel_tol=1e-12)
 
     # per-layer heatmap rows in model order; one learning-rate line per parameter group

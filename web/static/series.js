@@ -1,8 +1,9 @@
-"use strict";
 // One scalar series as the page holds it: a server-side reduction of the whole run (at most
 // `maxPoints` buckets, each with its exact min and max), the raw points that arrived live since,
 // and optionally a more detailed reduction of the range the user zoomed into.
-fs.Series = class Series {
+import { api, runPath, decode } from "./common.js";
+
+export class Series {
   constructor(runId, key, maxPoints = 2000) {
     this.runId = runId;
     this.key = key;
@@ -22,17 +23,17 @@ fs.Series = class Series {
   }
 
   url(extra) {
-    return fs.runPath(this.runId, `/series?key=${encodeURIComponent(this.key)}&${extra}`);
+    return runPath(this.runId, `/series?key=${encodeURIComponent(this.key)}&${extra}`);
   }
 
   static unpack(data) {
-    const y = fs.decode(data.values);
+    const y = decode(data.values);
     const reduced = Boolean(data.reduced);
     return {
       x: data.steps,
       y,
-      lo: reduced ? fs.decode(data.min) : y.map(() => null),
-      hi: reduced ? fs.decode(data.max) : y.map(() => null),
+      lo: reduced ? decode(data.min) : y.map(() => null),
+      hi: reduced ? decode(data.max) : y.map(() => null),
       reduced,
       total: data.total,
       last: data.last_step ?? (data.steps.length ? data.steps[data.steps.length - 1] : -1),
@@ -44,7 +45,12 @@ fs.Series = class Series {
   }
 
   async load() {
-    const d = Series.unpack(await fs.api(this.url(`max_points=${this.maxPoints}`)));
+    this.takeOverview(Series.unpack(await api(this.url(`max_points=${this.maxPoints}`))));
+  }
+
+  // A fresh reduction of the whole run (an unpacked answer) replaces the overview; live points
+  // past what it covers are kept.
+  takeOverview(d) {
     const last = d.last;
     const keep = []; // live points that arrived while the reduction was on its way
     for (let i = 0; i < this.x.length; i++) if (this.x[i] > last) keep.push(i);
@@ -68,7 +74,7 @@ fs.Series = class Series {
     let added = 0;
     for (let i = 0; i < steps.length; i++) {
       if (steps[i] <= last) continue;
-      const v = typeof values[i] === "string" ? fs.decode([values[i]])[0] : values[i];
+      const v = typeof values[i] === "string" ? decode([values[i]])[0] : values[i];
       this.x.push(steps[i]);
       this.y.push(v);
       this.lo.push(null);
@@ -91,7 +97,7 @@ fs.Series = class Series {
       await this.load();
       return true;
     }
-    const data = await fs.api(this.url(`after=${this.lastStep}`));
+    const data = await api(this.url(`after=${this.lastStep}`));
     return this.append(data.steps, data.values) > 0;
   }
 
@@ -106,11 +112,16 @@ fs.Series = class Series {
     const token = ++this._detailToken;
     const a = Math.max(0, Math.floor(x0));
     const b = Math.max(a, Math.ceil(x1));
-    const d = Series.unpack(await fs.api(this.url(`max_points=${this.maxPoints}&start=${a}&end=${b}`)));
+    const d = Series.unpack(await api(this.url(`max_points=${this.maxPoints}&start=${a}&end=${b}`)));
     if (token !== this._detailToken) return false; // a newer zoom superseded this one
-    this.detail = { x0: a, x1: b, ...d };
-    this.version++;
+    this.takeDetail(a, b, d);
     return true;
+  }
+
+  // A reduction of steps [x0, x1] (an unpacked answer), drawn in place of the overview there.
+  takeDetail(x0, x1, d) {
+    this.detail = { x0, x1, ...d };
+    this.version++;
   }
 
   clearDetail() {
@@ -157,7 +168,7 @@ fs.Series = class Series {
 
 // Exponential moving average with TensorBoard's debiasing; non-finite points do not poison it
 // (they stay visible as markers instead).
-fs.ema = (ys, weight) => {
+export const ema = (ys, weight) => {
   if (!(weight > 0)) return ys;
   const out = new Array(ys.length);
   let last = 0;

@@ -1,6 +1,8 @@
 "use strict";
 // Light/dark theme: follows the system (prefers-color-scheme) unless the user picked one with the
-// toggle; the choice is kept in localStorage. Loaded without `defer` so the page never flashes.
+// toggle; the choice is kept in localStorage. A classic script loaded without `defer` (a module
+// cannot block the first paint), so the page never flashes; it exports nothing: the effective
+// theme is the root element's `color-scheme`, and a change is the `fitscope:theme` event.
 (() => {
   const KEY = "fitscope.theme";
   const root = document.documentElement;
@@ -63,5 +65,4 @@
   }
   apply();
   document.addEventListener("DOMContentLoaded", wire);
-  window.fsTheme = { effective, set, toggle };
 })();
