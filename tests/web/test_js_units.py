@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need
 from fitscope_server.web import PROTOCOL_MODULE, protocol_module
 from fitscope_web import STATIC_DIR
+from tests.support.fixtures import need
 
 HERE = Path(__file__).resolve().parent
 
