@@ -28,8 +28,9 @@ import json
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -57,7 +58,7 @@ class CountingTransport:
         pass
 
 
-def cnn() -> nn.Module:
+def cnn() -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(3, 16, 3, padding=1),
         nn.ReLU(),
@@ -116,7 +117,9 @@ def main() -> int:
             loss = crit(model(x), y)
         scaler.scale(loss).backward()
         if overflow:
-            model[0].weight.grad.view(-1)[0] = float("inf")  # a device-side write, no sync
+            grad = cast(nn.Conv2d, model[0]).weight.grad
+            assert grad is not None  # after backward()
+            grad.view(-1)[0] = float("inf")  # a device-side write, no sync
         scaler.step(opt)
         scaler.update()
 
@@ -132,12 +135,34 @@ def main() -> int:
     watcher.flush()
     torch.cuda.synchronize()
 
-    sections = [
-        ("plain steps + flush", lambda: ([plain(i) for i in range(5)], watcher.flush())),
-        ("accumulation + clip_grad_norm_", lambda: [accumulate_and_clip(i) for i in range(3)]),
-        ("AMP, fused Adam, one skipped step", lambda: [amp(i, overflow=i == 1) for i in range(4)]),
-        ("evaluation pass", lambda: (evaluate(), plain(0), watcher.flush())),
-        ("parameter norms at step 50", lambda: [plain(i) for i in range(50 - watcher.step)]),
+    def plain_steps() -> None:
+        for i in range(5):
+            plain(i)
+        watcher.flush()
+
+    def accumulation() -> None:
+        for i in range(3):
+            accumulate_and_clip(i)
+
+    def amp_steps() -> None:
+        for i in range(4):
+            amp(i, overflow=i == 1)
+
+    def evaluation() -> None:
+        evaluate()
+        plain(0)
+        watcher.flush()
+
+    def to_step_50() -> None:
+        for i in range(50 - watcher.step):
+            plain(i)
+
+    sections: list[tuple[str, Callable[[], object]]] = [
+        ("plain steps + flush", plain_steps),
+        ("accumulation + clip_grad_norm_", accumulation),
+        ("AMP, fused Adam, one skipped step", amp_steps),
+        ("evaluation pass", evaluation),
+        ("parameter norms at step 50", to_step_50),
         ("final flush", watcher.flush),
     ]
     failed = None
@@ -159,8 +184,8 @@ def main() -> int:
         torch.cuda.set_sync_debug_mode("default")
     run.finish()
     if failed is not None:
-        name, exc, tb = failed
-        print(f"SYNC in '{name}': {exc}\n{tb}")
+        name, err, tb = failed
+        print(f"SYNC in '{name}': {err}\n{tb}")
         return 1
     if not live:
         print("INCONCLUSIVE: set_sync_debug_mode('error') did not catch a deliberate .item()")

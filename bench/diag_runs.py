@@ -148,6 +148,8 @@ class TinyLM(nn.Module):
         self.head = nn.Linear(32, VOCAB)
         self.register_buffer("mask", torch.triu(torch.full((SEQ, SEQ), -math.inf), 1))
 
+    mask: torch.Tensor  # a buffer (register_buffer above)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.emb(x) + self.pos.weight[: x.shape[1]]
         h = self.block(h, src_mask=self.mask[: x.shape[1], : x.shape[1]])
@@ -383,11 +385,13 @@ def _setup(spec: Spec) -> dict[str, Any]:
             opt0.zero_grad()
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt0.step()
-        mods = list(model)
+        mods = list(model.children())
         for m in mods[:-1]:
             for p in m.parameters():
                 p.requires_grad_(False)
-        mods[-1].reset_parameters()
+        head = mods[-1]
+        assert isinstance(head, nn.Linear)  # both models here end in one
+        head.reset_parameters()
         cfg["lr"] = 1e-3
     if v == "warmup_cosine_clip":
         cfg["clip"] = 1.0

@@ -98,9 +98,9 @@ def diagnose(run: dict[str, Any]) -> tuple[RunState, list[tuple[str, str, int]]]
         engine.process(state, facts, sc, hs)  # type: ignore[arg-type]
         batch_new = []
         for ep in state.episodes.values():
-            key = (ep.rule, ep.step)
-            if ep.status == "open" and ep.severity in LOUD and key not in seen:
-                seen.add(key)
+            raised = (ep.rule, ep.step)
+            if ep.status == "open" and ep.severity in LOUD and raised not in seen:
+                seen.add(raised)
                 batch_new.append((ep.step, ORDER.get(ep.rule, 99), ep.rule))
         for step, _, rule in sorted(batch_new):
             raises.append((rule, state.episodes[rule].severity, step))

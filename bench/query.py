@@ -106,12 +106,14 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
                 print(
                     f"{'reduced to ' + str(mp):44s} {s:10.1f} {cl:10.1f}  spike {'found' if ok else 'LOST'}"
                 )
-            for width, mp in ((1_000, None), (10_000, None), (100_000, 1000)):
+            for width, limit in ((1_000, None), (10_000, None), (100_000, 1000)):
                 p = {"key": KEY, "start": spike - width // 2, "end": spike + width // 2 - 1}
-                if mp:
-                    p["max_points"] = mp
+                if limit:
+                    p["max_points"] = limit
                 s, cl, body = timed(c, url, p, args.repeat)
-                label = f"zoom {width:,} steps" + (f" reduced to {mp}" if mp else " full detail")
+                label = f"zoom {width:,} steps" + (
+                    f" reduced to {limit}" if limit else " full detail"
+                )
                 print(f"{label:44s} {s:10.1f} {cl:10.1f}  {len(body['steps']):,} points")
             if n <= 2_000_000:
                 s, cl, body = timed(c, url, {"key": KEY}, max(1, args.repeat // 2))

@@ -119,7 +119,7 @@ def api_numbers(url: str, n: int) -> None:
     import httpx
 
     cols = [("metric", "best:val/loss"), ("metric", "last:val/accuracy")]
-    cases = {
+    cases: dict[str, list[tuple[str, str | int | float | bool | None]]] = {
         "first page (50, 2 metric columns)": [("limit", "50"), *cols],
         "search by name q=sweep-0123": [("q", "sweep-0123"), ("limit", "50"), *cols],
         "search by tag q=seed-1": [("q", "seed-1"), ("limit", "50"), *cols],
