@@ -43,7 +43,8 @@ case "${1:-}" in
     shift
     ruff check .
     ruff format --check .
-    mypy client_hook server
+    # each package under its import name (.typecheck/, see pyproject.toml), so types cross the seam
+    mypy -p fitscope -p fitscope_server -p fitscope_migrations -p tests -p bench
     exec python -m pytest "$@"
     ;;
   *)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -115,12 +116,34 @@ def main() -> int:
     watcher.flush()
     torch.cuda.synchronize()
 
-    sections = [
-        ("plain steps + flush", lambda: ([plain(i) for i in range(5)], watcher.flush())),
-        ("accumulation + clip_grad_norm_", lambda: [accumulate_and_clip(i) for i in range(3)]),
-        ("AMP, fused Adam, one skipped step", lambda: [amp(i, overflow=i == 1) for i in range(4)]),
-        ("evaluation pass", lambda: (evaluate(), plain(0), watcher.flush())),
-        ("parameter norms at step 50", lambda: [plain(i) for i in range(50 - watcher.step)]),
+    def plain_steps() -> None:
+        for i in range(5):
+            plain(i)
+        watcher.flush()
+
+    def accumulation() -> None:
+        for i in range(3):
+            accumulate_and_clip(i)
+
+    def amp_steps() -> None:
+        for i in range(4):
+            amp(i, overflow=i == 1)
+
+    def evaluation() -> None:
+        evaluate()
+        plain(0)
+        watcher.flush()
+
+    def to_step_50() -> None:
+        for i in range(50 - watcher.step):
+            plain(i)
+
+    sections: list[tuple[str, Callable[[], object]]] = [
+        ("plain steps + flush", plain_steps),
+        ("accumulation + clip_grad_norm_", accumulation),
+        ("AMP, fused Adam, one skipped step", amp_steps),
+        ("evaluation pass", evaluation),
+        ("parameter norms at step 50", to_step_50),
         ("final flush", watcher.flush),
     ]
     failed = None

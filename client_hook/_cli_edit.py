@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from ._api import ApiError
-from ._cli_read import api_errors, client_for, fail
+from ._cli_read import add_client_arguments, api_errors, client_for, fail
 
 
 def _describe(run: dict) -> str:
@@ -59,27 +59,24 @@ def cmd_rename(args: argparse.Namespace) -> None:
     print(f"renamed {_describe(run)} to {name!r}")
 
 
-def add_parsers(sub: argparse._SubParsersAction, client_args: object) -> None:
-    """The ``delete`` and ``rename`` subcommands (``client_args`` adds --url)."""
-    d = sub.add_parser(
-        "delete",
-        help="delete runs and all their data",
-        description="Delete runs with all their points, histograms and alerts. RUN is a run id, "
+def add_delete_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Delete runs with all their points, histograms and alerts. RUN is a run id, "
         "a unique id prefix (4+ characters) or a run name that only one run has (a shared name "
-        "is refused with the matching ids listed). Asks first unless --yes.",
+        "is refused with the matching ids listed). Asks first unless --yes."
     )
-    d.add_argument("runs", nargs="+", metavar="RUN", help="run id, id prefix or name")
-    d.add_argument("-y", "--yes", action="store_true", help="do not ask (for scripts)")
-    client_args(d)  # type: ignore[operator]
-    d.set_defaults(fn=cmd_delete)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run id, id prefix or name")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask (for scripts)")
+    add_client_arguments(p)
+    p.set_defaults(fn=cmd_delete)
 
-    r = sub.add_parser(
-        "rename",
-        help="give a run another name",
-        description="Rename a run (its id stays). RUN is a run id, a unique id prefix "
-        "(4+ characters) or a run name that only one run has.",
+
+def add_rename_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Rename a run (its id stays). RUN is a run id, a unique id prefix "
+        "(4+ characters) or a run name that only one run has."
     )
-    r.add_argument("run", metavar="RUN", help="run id, id prefix or name")
-    r.add_argument("new_name", metavar="NEW_NAME", help="the new name (up to 200 characters)")
-    client_args(r)  # type: ignore[operator]
-    r.set_defaults(fn=cmd_rename)
+    p.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+    p.add_argument("new_name", metavar="NEW_NAME", help="the new name (up to 200 characters)")
+    add_client_arguments(p)
+    p.set_defaults(fn=cmd_rename)

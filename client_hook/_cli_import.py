@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ._api import ApiError
-from ._cli_read import api_errors, client_for, fail, sort_alerts
+from ._cli_read import add_client_arguments, api_errors, client_for, fail, sort_alerts
 from ._progress import Progress
 from ._table import render
 from .importers import BadImport, ImportedRun, load, upload
@@ -88,3 +88,42 @@ def cmd_import(args: argparse.Namespace) -> None:
             print(f"  diagnosis: {rules}; details: fitscope alerts {res.run_id}")
         else:
             print("  diagnosis: no alerts")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``fitscope import``'s description and arguments."""
+    p.description = (
+        "Import runs logged by other tools, so the dashboard and the diagnosis cover "
+        "them too. PATH is a TensorBoard event file or a folder of them (each folder with event "
+        "files is one run), a CSV / JSON Lines / JSON history (a step column and one column per "
+        "metric, or key,step,value rows as `fitscope export` writes), or a Hugging Face "
+        "trainer_state.json (or the checkpoint folder holding it). Common names become fitscope's "
+        "keys: loss -> train/loss, val_loss or eval_loss -> val/loss, eval_accuracy -> val/accuracy, "
+        "learning_rate -> lr/0, grad_norm -> grad_norm/total. Importing the same data again "
+        "stores nothing twice."
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file or folder to import")
+    p.add_argument(
+        "--project", default="imported", help="project of the new runs (default imported)"
+    )
+    p.add_argument("--name", default=None, help="run name (default: the file or folder name)")
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "tensorboard", "csv", "jsonl", "json", "hf"],
+        help="default: judged from the file name",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        metavar="OLD=NEW",
+        help="rename a series (repeatable), e.g. --map acc=val/accuracy",
+    )
+    p.add_argument(
+        "--keep-names", action="store_true", help="keep the names as logged (no standard keys)"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="show what would be imported; send nothing"
+    )
+    add_client_arguments(p, progress=True)
+    p.set_defaults(fn=cmd_import)

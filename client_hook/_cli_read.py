@@ -285,3 +285,75 @@ def _export_endpoint(
             bar.advance(len(chunk))
         out.write(dec.decode(b"", final=True))
     return True
+
+
+# -- parsers ---------------------------------------------------------------------------
+def add_client_arguments(p: argparse.ArgumentParser, progress: bool = False) -> None:
+    """``--url`` (and ``--no-progress``), which every command that talks to a server takes."""
+    p.add_argument(
+        "--url",
+        default=None,
+        help="server address (default: FITSCOPE_URL, else http://127.0.0.1:7007)",
+    )
+    if progress:
+        p.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="no progress bar (it is only drawn on a terminal anyway)",
+        )
+
+
+def add_runs_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "List the server's runs, newest first, with the health of each (its worst "
+        "open alert) and its last step."
+    )
+    p.add_argument("--project", default=None, help="only this project")
+    p.add_argument(
+        "-q", "--search", default=None, help="only runs whose name, project, tag or id has this"
+    )
+    p.add_argument("--tag", default=None, help="only runs with this tag")
+    p.add_argument("--limit", type=int, default=0, help="at most this many (default: all)")
+    p.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
+    add_client_arguments(p)
+    p.set_defaults(fn=cmd_runs)
+
+
+def add_alerts_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "The diagnoses raised for a run, open ones first, most severe first. "
+        "RUN is a run id, a unique id prefix (4+ characters) or a unique run name."
+    )
+    p.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show remedies and evidence")
+    p.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
+    p.add_argument(
+        "--fail-on",
+        choices=["warning", "critical"],
+        default=None,
+        help="exit with status 2 if an open alert is at least this severe (for scripts and CI)",
+    )
+    add_client_arguments(p)
+    p.set_defaults(fn=cmd_alerts)
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Write a run's series at full resolution. CSV has the columns "
+        "key,step,value,time (time: the step's Unix time by the training clock, when the run "
+        "recorded time/wall; with --key: key,step,value; with --wide: step and one column per "
+        "key); JSON Lines has one object per point and one "
+        "per histogram. Non-finite values are written NaN, Infinity, -Infinity."
+    )
+    p.add_argument("run", metavar="RUN", help="run id, id prefix or name")
+    p.add_argument("-o", "--output", default=None, help="file to write (default: standard output)")
+    p.add_argument(
+        "--format",
+        choices=["csv", "jsonl"],
+        default=None,
+        help="default: from the file name (.jsonl/.ndjson), else csv",
+    )
+    p.add_argument("--key", action="append", help="only this key (repeatable)")
+    p.add_argument("--wide", action="store_true", help="CSV with one column per key")
+    add_client_arguments(p, progress=True)
+    p.set_defaults(fn=cmd_export)

@@ -41,6 +41,12 @@ def wait_for(url: str, seconds: float = 15.0) -> bool:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``fitscope demo``'s description and options (``python -m fitscope.demo`` takes the same)."""
+    p.description = (
+        "Train a small MLP on generated data (no download), watched by fitscope; "
+        "it overfits mildly towards the end, which is what the dashboard is there to show. "
+        "Needs torch."
+    )
     p.add_argument(
         "--url",
         default=None,
@@ -55,10 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--name", default=None, help="run name (default demo-mlp)")
     p.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(fn=run_demo)
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="fitscope demo", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="fitscope demo")
     add_arguments(p)
     run_demo(p.parse_args(argv))
 

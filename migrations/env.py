@@ -24,7 +24,10 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("alembic.ini sets no sqlalchemy.url (or run through fitscope db)")
+        engine = create_engine(url)
         with engine.connect() as conn:
             _run(conn)
         engine.dispose()

@@ -9,7 +9,9 @@ from typing import Any
 LAYER_PREFIX = "grad_norm/"
 PARAM_PREFIX = "param_norm/"
 LR_PREFIX = "lr/"
-UPDATE_PREFIX = "update_ratio/"  # ||dw|| / ||w|| over one step (steps 1-10, every 10th to 100, then 50th)
+UPDATE_PREFIX = (
+    "update_ratio/"  # ||dw|| / ||w|| over one step (steps 1-10, every 10th to 100, then 50th)
+)
 
 
 @dataclass

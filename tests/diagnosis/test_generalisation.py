@@ -15,7 +15,7 @@ NAN = math.nan
 
 
 def facts(**kw) -> Facts:
-    base = {"num_classes": 4, "hooked": True}
+    base: dict[str, Any] = {"num_classes": 4, "hooked": True}
     base.update(kw)
     return Facts(**base)
 

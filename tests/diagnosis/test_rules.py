@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ ADAM = {"class": "Adam", "param_groups": [{"lr": 1e-3, "weight_decay": 0.01}]}
 
 
 def facts(**kw) -> Facts:
-    base = {"num_classes": 4, "hooked": True}
+    base: dict[str, Any] = {"num_classes": 4, "hooked": True}
     base.update(kw)
     return Facts(**base)
 

@@ -422,3 +422,39 @@ def test_client_commands_need_no_server_packages(server, tmp_path):
         env=env,
     )
     assert blocked.returncode != 0 and "pip install 'fitscope[server]'" in blocked.stderr
+
+
+def test_server_commands_without_the_server(tmp_path):
+    """serve and db are listed where only the hook is installed, and say how to get them."""
+    script = tmp_path / "client_only.py"
+    script.write_text(BLOCK_SERVER)
+    run = [sys.executable, str(script)]
+    top = subprocess.run([*run, "--help"], capture_output=True, text=True, timeout=60)
+    assert top.returncode == 0, top.stderr
+    assert (
+        "start the dashboard and API" in top.stdout and "manage the database schema" in top.stdout
+    )
+    for args in (["serve", "--help"], ["db", "upgrade"]):
+        r = subprocess.run([*run, *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "pip install 'fitscope[server]'" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_the_hook_never_imports_the_server():
+    """The server's commands reach `fitscope` through entry points, not through imports."""
+    import ast
+    from importlib.metadata import entry_points
+    from pathlib import Path
+
+    import fitscope
+    from fitscope.cli import COMMANDS, PROVIDERS
+
+    for path in Path(fitscope.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n.split(".")[0] == "fitscope_server" for n in names), path
+    provided = {ep.name: ep.value for ep in entry_points(group=PROVIDERS)}
+    assert set(provided) == {name for name, _, fill in COMMANDS if fill is None}
+    assert all(v.startswith("fitscope_server.cli:") for v in provided.values())

@@ -168,7 +168,7 @@ def test_serving_beyond_loopback_needs_a_token(tmp_path):
 
 
 def test_exposure_rules():
-    from fitscope.cli import check_exposure, is_loopback
+    from fitscope_server.cli import check_exposure, is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
