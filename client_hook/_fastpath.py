@@ -8,7 +8,7 @@ costs several times what it costs in a warm loop (a cold
 ``torch.compiler.is_compiling()`` call measured 5 us after a CNN's forward
 pass).  So these paths do as little as the usual step needs and hand anything
 else to the general paths of ``Watcher``, which they mirror exactly
-(``tests/test_hook_fast_path.py`` trains the same loops both ways and compares
+(``tests/hook/test_fast_path.py`` trains the same loops both ways and compares
 every recorded value).
 
 ``Watcher._fast`` says whether the fast paths may run.  ``_refresh_fast`` sets
