@@ -17,7 +17,7 @@ from ._api import ApiClient, ApiError, error_detail
 from ._progress import Progress
 from ._settings import ClientSettings
 from ._table import render, when
-from ._wire import decode_float, encode_float
+from .protocol import decode_float, encode_float
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._evalstats import CONF_BINS, HEAD
 from ._messages import Message
-from ._wire import encode_float
+from .protocol import encode_float
 
 if TYPE_CHECKING:
     from ._recorder import Block

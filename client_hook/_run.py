@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import math
 import numbers
 import socket
 import sys
@@ -20,7 +19,7 @@ from ._sender import Sender
 from ._settings import ClientSettings
 from ._spool import Spool
 from ._transport import HTTPTransport, Transport
-from ._wire import encode_float
+from .protocol import json_safe
 
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 
@@ -73,7 +72,7 @@ class Run:
         if every_rank and self.world_size > 1:
             self.name = f"{self.name}-rank{self.rank}"
         self.fitscope: dict = {
-            "rules": _json_safe(rules or {}),
+            "rules": json_safe(rules or {}),
             "world_size": self.world_size,
             "started_at": time.time(),  # the training process's clock (Unix seconds)
         }
@@ -272,7 +271,7 @@ class Run:
                 "id": self.id,
                 "project": self.project,
                 "name": self.name,
-                "config": _json_safe(config),
+                "config": json_safe(config),
                 "host": socket.gethostname(),
                 "argv": sys.argv[:20],
                 "tags": self.tags,
@@ -281,7 +280,7 @@ class Run:
 
     def _on_facts(self, facts: dict) -> None:
         """The watcher learned something: send the whole ``fitscope`` block again."""
-        self.fitscope = {**self.fitscope, **_json_safe(facts)}
+        self.fitscope = {**self.fitscope, **json_safe(facts)}
         self.sender.submit(
             Message("PATCH", f"/api/v1/runs/{self.id}", {"config": {"fitscope": self.fitscope}})
         )
@@ -305,23 +304,6 @@ class Run:
                 f"[{alert.get('severity')}] {alert.get('rule')} {was}at step {alert.get('step')}: "
                 f"{alert.get('message')} -> {self.url}"
             )
-
-
-def _json_safe(obj: Any, depth: int = 0) -> Any:
-    """A copy of a user's config that JSON can carry (non-finite floats encoded)."""
-    if depth > 20:
-        return repr(obj)
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, int):
-        return obj
-    if isinstance(obj, float):
-        return encode_float(obj) if not math.isfinite(obj) else obj
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v, depth + 1) for v in obj]
-    return repr(obj)
 
 
 _atexit_done = False

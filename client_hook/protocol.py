@@ -19,7 +19,7 @@ This module is public and imports nothing from the rest of the package.
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 # -- version ---------------------------------------------------------------------------------
 PROTOCOL_VERSION: Final = 1
@@ -30,9 +30,12 @@ NAN: Final = "NaN"
 POS_INF: Final = "Infinity"
 NEG_INF: Final = "-Infinity"
 NON_FINITE: Final = {NAN: math.nan, POS_INF: math.inf, NEG_INF: -math.inf}
+# the same three strings as a type (a ``Literal`` cannot name the constants above)
+NonFinite = Literal["NaN", "Infinity", "-Infinity"]
+WireFloat = float | NonFinite  # a number as it travels: itself, or its non-finite string
 
 
-def encode_float(x: float) -> float | str:
+def encode_float(x: float) -> WireFloat:
     """Return ``x`` itself when finite, otherwise its string encoding."""
     if x != x:
         return NAN

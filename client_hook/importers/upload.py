@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .._api import ApiClient
 from .._messages import Message
-from .._wire import encode_float
+from ..protocol import encode_float
 from ._model import ImportedRun
 
 BATCH_POINTS = 20_000  # ~0.5 MB of JSON before gzip: well under the server's body limit

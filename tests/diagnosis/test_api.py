@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fitscope._wire import encode_float
+from fitscope.protocol import encode_float
 
 
 def _run(client: httpx.Client, run_id: str, rules: dict | None = None) -> None:
