@@ -18,6 +18,7 @@ from typing import Any
 from ._messages import Message, headers
 from ._sender import RETRYABLE
 from ._transport import HTTPTransport, Transport
+from .protocol import paths
 
 STREAM_CHUNK = 64 * 1024
 
@@ -153,12 +154,12 @@ class ApiClient:
         ref = ref.strip()
         if ref and all(c.isalnum() or c in "_-" for c in ref) and len(ref) <= 64:
             try:
-                return self.get(f"/api/v1/runs/{ref}")
+                return self.get(paths.run(ref))
             except ApiError as exc:
                 if exc.status != 404:
                     raise
         # the server narrows the list (name, project, id or tag containing ref); newest first
-        runs = self.get("/api/v1/runs", q=ref, limit=10_000) if ref else []
+        runs = self.get(paths.RUNS, q=ref, limit=10_000) if ref else []
         by_id = [r for r in runs if r["id"].startswith(ref)] if len(ref) >= 4 else []
         matches = by_id or [r for r in runs if r["name"] == ref]
         if not matches:
@@ -178,7 +179,7 @@ class ApiClient:
                 f"{ref!r} matches {len(matches)} runs: {listed}{more}; using the newest, "
                 f"{matches[0]['id'][:12]} (give an id to choose another)"
             )
-        return self.get(f"/api/v1/runs/{matches[0]['id']}")
+        return self.get(paths.run(matches[0]["id"]))
 
     def on_ambiguous(self, note: str) -> None:
         """Told which run an ambiguous name was taken to mean."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._evalstats import CONF_BINS, HEAD
 from ._messages import Message
-from .protocol import encode_float
+from .protocol import encode_float, paths
 
 if TYPE_CHECKING:
     from ._recorder import Block
@@ -27,7 +27,7 @@ Scalars = dict[str, tuple[list[int], list[float]]]
 
 class Decoder:
     def __init__(self, run_id: str) -> None:
-        self.path = f"/api/v1/runs/{run_id}/batches"
+        self.path = paths.batches(run_id)
         self._lrs: list = []  # the learning rates and weight decays in force, across blocks
         self._wds: list = []
 

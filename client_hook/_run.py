@@ -19,7 +19,7 @@ from ._sender import Sender
 from ._settings import ClientSettings
 from ._spool import Spool
 from ._transport import HTTPTransport, Transport
-from .protocol import json_safe
+from .protocol import KEYS, config_patch_body, create_run_body, finish_body, json_safe, paths
 
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 
@@ -165,7 +165,7 @@ class Run:
             step = int(step)
             for key, value in data.items():
                 self._log_one(str(key), step, value)
-            if self._watcher is not None and "train/loss" in data:
+            if self._watcher is not None and KEYS.TRAIN_LOSS in data:
                 self._watcher.user_logs_loss()
             if self.recorder.due():
                 self._flush()
@@ -227,10 +227,7 @@ class Run:
             self.recorder.pack()
             for msg in self.recorder.drain():
                 self.sender.submit(msg)
-            body: dict[str, Any] = {"status": status}
-            if error is not None:
-                body["error"] = error
-            self.sender.submit(Message("POST", f"/api/v1/runs/{self.id}/finish", body))
+            self.sender.submit(Message("POST", paths.finish(self.id), finish_body(status, error)))
             left = self.sender.close(timeout)
             self._report_exit(left)
         except Exception as exc:
@@ -264,29 +261,24 @@ class Run:
     def _create_message(self) -> Message:
         config = dict(self.config)
         config["fitscope"] = self.fitscope
-        return Message(
-            "POST",
-            "/api/v1/runs",
-            {
-                "id": self.id,
-                "project": self.project,
-                "name": self.name,
-                "config": json_safe(config),
-                "host": socket.gethostname(),
-                "argv": sys.argv[:20],
-                "tags": self.tags,
-            },
+        body = create_run_body(
+            self.id,
+            self.project,
+            self.name,
+            json_safe(config),
+            host=socket.gethostname(),
+            argv=sys.argv[:20],
+            tags=self.tags,
         )
+        return Message("POST", paths.RUNS, body)
 
     def _on_facts(self, facts: dict) -> None:
         """The watcher learned something: send the whole ``fitscope`` block again."""
         self.fitscope = {**self.fitscope, **json_safe(facts)}
-        self.sender.submit(
-            Message("PATCH", f"/api/v1/runs/{self.id}", {"config": {"fitscope": self.fitscope}})
-        )
+        self.sender.submit(Message("PATCH", paths.run(self.id), config_patch_body(self.fitscope)))
 
     def _heartbeat(self) -> Message:
-        return Message("POST", f"/api/v1/runs/{self.id}/heartbeat", {}, kind="heartbeat")
+        return Message("POST", paths.heartbeat(self.id), {}, kind="heartbeat")
 
     def _on_reply(self, msg: Message, reply: Any) -> None:
         alerts = reply.get("alerts") if isinstance(reply, dict) else None

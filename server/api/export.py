@@ -12,7 +12,7 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from fitscope.protocol import encode_float
+from fitscope.protocol import API_PREFIX, encode_float
 
 from ..db import Database
 from ..storage import alerts as alert_store
@@ -25,7 +25,7 @@ from .deps import DbDep, RunId
 from .runs import run_detail
 from .serialize import alert_json
 
-router = APIRouter(prefix="/api/v1/runs", tags=["export"])
+router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["export"])
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 PAGE = 64  # blocks (up to ~130k points) read per database round trip
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints
 
-from fitscope.protocol import encode_float
+from fitscope.protocol import API_PREFIX, encode_float
 
 from ..live import mark_crashed
 from ..models import RunRow
@@ -29,7 +29,7 @@ from ..storage import runs_table as table
 from ..walltime import last_time
 from .deps import DbDep, RunId, SettingsDep
 
-router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["runs"])
 
 
 def run_out(row: RunRow) -> RunOut:
