@@ -18,7 +18,7 @@ from typing import Any
 from ._messages import Message, headers
 from ._sender import RETRYABLE
 from ._transport import HTTPTransport, Transport
-from .protocol import paths
+from .protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, paths
 
 STREAM_CHUNK = 64 * 1024
 
@@ -64,7 +64,11 @@ class ApiClient:
         self._timeout = timeout
 
     def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        """The headers every request carries: the protocol version, and the token if any."""
+        h = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        return h
 
     def _request(
         self, method: str, path: str, body: bytes | None, hdrs: dict[str, str]
