@@ -126,6 +126,8 @@ class paths:  # noqa: N801 - a namespace of path builders, read as ``paths.batch
     HEALTH: Final = f"{API_PREFIX}/health"
     RUNS: Final = f"{API_PREFIX}/runs"
     EVENTS: Final = f"{API_PREFIX}/events/runs"
+    PROJECTS: Final = f"{API_PREFIX}/projects"
+    ALL_KEYS: Final = f"{API_PREFIX}/keys"  # the scalar keys of any run
 
     @staticmethod
     def run(run_id: str) -> str:

@@ -124,7 +124,7 @@ def _route_paths(tmp_path: Path) -> set[tuple[str, str]]:
     return {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
 
 
-def test_every_client_path_is_a_route_of_the_server(tmp_path: Path) -> None:
+def test_paths_name_every_route_of_the_server(tmp_path: Path) -> None:
     routes = _route_paths(tmp_path)
     rid = "{run_id}"
     used = {
@@ -132,6 +132,8 @@ def test_every_client_path_is_a_route_of_the_server(tmp_path: Path) -> None:
         ("GET", paths.RUNS),
         ("POST", paths.RUNS),
         ("GET", paths.EVENTS),
+        ("GET", paths.PROJECTS),
+        ("GET", paths.ALL_KEYS),
         ("GET", paths.run(rid)),
         ("PATCH", paths.run(rid)),
         ("DELETE", paths.run(rid)),
@@ -145,7 +147,7 @@ def test_every_client_path_is_a_route_of_the_server(tmp_path: Path) -> None:
         ("GET", paths.export(rid)),
         ("GET", paths.run_events(rid)),
     }
-    assert used <= routes, used - routes
+    assert used == routes, (used - routes, routes - used)  # and every route has its path
     assert all(p.startswith(API_PREFIX + "/") for _, p in used)
     assert paths.batches("abc") == "/api/v1/runs/abc/batches"  # the wire path itself
 
