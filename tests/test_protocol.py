@@ -301,3 +301,23 @@ def test_a_client_of_another_version_is_told_why(
     api.close()
     # the server goes on serving clients of its own version
     assert server.api(paths.HEALTH)["status"] == "ok"  # type: ignore[index]
+
+
+def test_a_hook_of_another_version_keeps_its_data_and_says_why(
+    server: ServerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(_messages, "PROTOCOL_VERSION", PROTOCOL_VERSION + 1)
+    run = fitscope.init(
+        project="p", name="future", settings=ClientSettings(url=server.url, dir=tmp_path)
+    )
+    run.log({KEYS.TRAIN_LOSS: 1.0})
+    run.finish(timeout=10)  # never raises into the training code
+    err = capsys.readouterr().err
+    assert "refused" in err and f"version {PROTOCOL_VERSION + 1}" in err, err
+    assert run.sender.rejected >= 1
+    assert list((run.spool.root / "rejected").rglob("*")), "the refused messages are kept"
+    with pytest.raises(httpx.HTTPStatusError):  # the server stored nothing of it
+        server.api(paths.run(run.id))
