@@ -18,6 +18,7 @@ from typing import Any
 from ._messages import Message, headers
 from ._sender import RETRYABLE
 from ._transport import HTTPTransport, Transport
+from .protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, paths
 
 STREAM_CHUNK = 64 * 1024
 
@@ -63,7 +64,11 @@ class ApiClient:
         self._timeout = timeout
 
     def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        """The headers every request carries: the protocol version, and the token if any."""
+        h = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        return h
 
     def _request(
         self, method: str, path: str, body: bytes | None, hdrs: dict[str, str]
@@ -153,12 +158,12 @@ class ApiClient:
         ref = ref.strip()
         if ref and all(c.isalnum() or c in "_-" for c in ref) and len(ref) <= 64:
             try:
-                return self.get(f"/api/v1/runs/{ref}")
+                return self.get(paths.run(ref))
             except ApiError as exc:
                 if exc.status != 404:
                     raise
         # the server narrows the list (name, project, id or tag containing ref); newest first
-        runs = self.get("/api/v1/runs", q=ref, limit=10_000) if ref else []
+        runs = self.get(paths.RUNS, q=ref, limit=10_000) if ref else []
         by_id = [r for r in runs if r["id"].startswith(ref)] if len(ref) >= 4 else []
         matches = by_id or [r for r in runs if r["name"] == ref]
         if not matches:
@@ -178,7 +183,7 @@ class ApiClient:
                 f"{ref!r} matches {len(matches)} runs: {listed}{more}; using the newest, "
                 f"{matches[0]['id'][:12]} (give an id to choose another)"
             )
-        return self.get(f"/api/v1/runs/{matches[0]['id']}")
+        return self.get(paths.run(matches[0]["id"]))
 
     def on_ambiguous(self, note: str) -> None:
         """Told which run an ambiguous name was taken to mean."""

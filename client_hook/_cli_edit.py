@@ -9,6 +9,7 @@ import sys
 
 from ._api import ApiError
 from ._cli_read import add_client_arguments, api_errors, client_for, fail
+from .protocol import paths
 
 
 def _describe(run: dict) -> str:
@@ -41,7 +42,7 @@ def cmd_delete(args: argparse.Namespace) -> None:
     with api_errors():
         for r in unique:
             try:
-                api.call("DELETE", f"/api/v1/runs/{r['id']}")
+                api.call("DELETE", paths.run(r["id"]))
             except ApiError as exc:
                 if exc.status != 404:  # gone already (deleted elsewhere): what was asked
                     raise
@@ -55,7 +56,7 @@ def cmd_rename(args: argparse.Namespace) -> None:
     with api_errors():
         api = client_for(args)
         run = api.find_run(args.run)
-        api.call("PATCH", f"/api/v1/runs/{run['id']}", {"name": name})
+        api.call("PATCH", paths.run(run["id"]), {"name": name})
     print(f"renamed {_describe(run)} to {name!r}")
 
 

@@ -17,7 +17,7 @@ from ._api import ApiClient, ApiError, error_detail
 from ._progress import Progress
 from ._settings import ClientSettings
 from ._table import render, when
-from ._wire import decode_float, encode_float
+from .protocol import decode_float, encode_float, paths
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -62,7 +62,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
     if args.limit:
         params["limit"] = args.limit
     with api_errors():
-        runs = client_for(args).get("/api/v1/runs", **params)
+        runs = client_for(args).get(paths.RUNS, **params)
     if args.limit:
         runs = runs[: args.limit]
     if args.json:
@@ -123,7 +123,7 @@ def cmd_alerts(args: argparse.Namespace) -> None:
     with api_errors():
         api = client_for(args)
         run = api.find_run(args.run, newest=True)
-        alerts = sort_alerts(api.get(f"/api/v1/runs/{run['id']}/alerts"))
+        alerts = sort_alerts(api.get(paths.alerts(run["id"])))
     if args.json:
         print(json.dumps(alerts, indent=2))
     else:
@@ -172,9 +172,9 @@ def _cell(v: object) -> str:
 def _series(api: ApiClient, run_id: str, keys: list[dict]) -> Iterator[tuple[dict, Any]]:
     for k in keys:
         if k["kind"] == "histogram":
-            doc = api.get(f"/api/v1/runs/{run_id}/histograms", key=k["key"])
+            doc = api.get(paths.histograms(run_id), key=k["key"])
         else:
-            doc = api.get(f"/api/v1/runs/{run_id}/series", key=k["key"])
+            doc = api.get(paths.series(run_id), key=k["key"])
         yield k, doc
 
 
@@ -188,7 +188,7 @@ def export_by_key(
     bar: Progress,
 ) -> int:
     """Write every point of every series (or of ``keys``) from ``/keys`` + ``/series``."""
-    available = api.get(f"/api/v1/runs/{run_id}/keys")
+    available = api.get(paths.keys(run_id))
     if keys:
         missing = sorted(set(keys) - {k["key"] for k in available})
         if missing:
@@ -270,7 +270,7 @@ def _export_endpoint(
     api: ApiClient, run_id: str, fmt: str, out: IO[str], label: str, bar_on: bool | None
 ) -> bool:
     """Stream the server's own full-resolution export when it has one; False when it does not."""
-    status, length, chunks = api.stream(f"/api/v1/runs/{run_id}/export?format={fmt}")
+    status, length, chunks = api.stream(f"{paths.export(run_id)}?format={fmt}")
     if status in (404, 405):
         for _ in chunks:  # drain, so the connection closes cleanly
             pass

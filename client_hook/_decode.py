@@ -15,7 +15,7 @@ from typing import Any
 from ._evalstats import CONF_BINS, unpack
 from ._messages import Message
 from ._records import Block, Row
-from .protocol import KEYS, PREFIXES, SPLIT_VAL, encode_float, paths, split_key
+from .protocol import KEYS, PREFIXES, SPLIT_VAL, batch_body, encode_float, paths, split_key
 
 MAX_POINTS_PER_MESSAGE = 50_000
 MAX_HISTOGRAMS_PER_MESSAGE = 500
@@ -118,7 +118,7 @@ class Decoder:
 
     def _batch(self, scalars: dict, hists: list[dict]) -> Message:
         m = Message("POST", self.path, {}, kind="points")
-        m.payload = {"batch_id": m.id, "scalars": scalars, "histograms": hists}
+        m.payload = batch_body(m.id, scalars, hists)
         return m
 
 

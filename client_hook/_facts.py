@@ -26,7 +26,7 @@ def layer_name(param_name: str) -> str:
     return short_name(".".join(parts[:-1]) or "(root)")
 
 
-MAX_LAYER_NAME = 200  # "param_norm/" + this stays within the server's 250-character keys
+MAX_LAYER_NAME = 200  # PREFIXES.PARAM_NORM + this stays within the server's 250-character keys
 
 
 def short_name(name: str) -> str:

@@ -13,6 +13,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from .protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -88,7 +90,12 @@ def destination(url: str, token: str | None) -> dict:
 
 
 def headers(token: str | None) -> dict[str, str]:
-    h = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    """The headers of a message's request: gzip JSON, the protocol version, the token if any."""
+    h = {
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+        PROTOCOL_HEADER: str(PROTOCOL_VERSION),
+    }
     if token:
         h["Authorization"] = f"Bearer {token}"
     return h

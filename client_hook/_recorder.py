@@ -16,9 +16,9 @@ from typing import Any
 
 from ._console import say_once
 from ._records import Block, Row, Vector
+from .protocol import KEYS
 
 MAX_PENDING = 20_000  # tensors held before a flush is forced, whatever the interval
-WALL_KEY = "time/wall"  # Unix seconds at the last step of each flush
 MAX_BLOCKS = 600  # blocks waiting for the sender (10 minutes at 1 s): a hard memory cap
 
 
@@ -68,7 +68,7 @@ class Recorder:
         if not (self.rows or self._vectors or self._host or self._hyper):
             return
         if self.rows:  # wall-clock time once per flush, at its last step (time/wall)
-            self._host.append((WALL_KEY, self.rows[-1][0], time.time()))
+            self._host.append((KEYS.TIME_WALL, self.rows[-1][0], time.time()))
         block = Block(
             self.rows,
             self.scalars,

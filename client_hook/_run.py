@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import math
 import numbers
 import socket
 import sys
@@ -21,7 +20,7 @@ from ._sender import Sender
 from ._settings import ClientSettings
 from ._spool import Spool
 from ._transport import HTTPTransport, Transport
-from ._wire import encode_float
+from .protocol import KEYS, config_patch_body, create_run_body, finish_body, json_safe, paths
 
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 
@@ -74,7 +73,7 @@ class Run:
         if every_rank and self.world_size > 1:
             self.name = f"{self.name}-rank{self.rank}"
         self.fitscope: dict = {
-            "rules": _json_safe(rules or {}),
+            "rules": json_safe(rules or {}),
             "world_size": self.world_size,
             "started_at": time.time(),  # the training process's clock (Unix seconds)
         }
@@ -168,7 +167,7 @@ class Run:
             step = int(step)
             for key, value in data.items():
                 self._log_one(str(key), step, value)
-            if self._watcher is not None and "train/loss" in data:
+            if self._watcher is not None and KEYS.TRAIN_LOSS in data:
                 self._watcher.user_logs_loss()
             if self.recorder.due():
                 self._flush()
@@ -230,10 +229,7 @@ class Run:
             self.recorder.pack()
             for msg in self._collect():
                 self.sender.submit(msg)
-            body: dict[str, Any] = {"status": status}
-            if error is not None:
-                body["error"] = error
-            self.sender.submit(Message("POST", f"/api/v1/runs/{self.id}/finish", body))
+            self.sender.submit(Message("POST", paths.finish(self.id), finish_body(status, error)))
             left = self.sender.close(timeout)
             self._report_exit(left)
         except Exception as exc:
@@ -267,33 +263,28 @@ class Run:
     def _create_message(self) -> Message:
         config = dict(self.config)
         config["fitscope"] = self.fitscope
-        return Message(
-            "POST",
-            "/api/v1/runs",
-            {
-                "id": self.id,
-                "project": self.project,
-                "name": self.name,
-                "config": _json_safe(config),
-                "host": socket.gethostname(),
-                "argv": sys.argv[:20],
-                "tags": self.tags,
-            },
+        body = create_run_body(
+            self.id,
+            self.project,
+            self.name,
+            json_safe(config),
+            host=socket.gethostname(),
+            argv=sys.argv[:20],
+            tags=self.tags,
         )
+        return Message("POST", paths.RUNS, body)
 
     def _on_facts(self, facts: dict) -> None:
         """The watcher learned something: send the whole ``fitscope`` block again."""
-        self.fitscope = {**self.fitscope, **_json_safe(facts)}
-        self.sender.submit(
-            Message("PATCH", f"/api/v1/runs/{self.id}", {"config": {"fitscope": self.fitscope}})
-        )
+        self.fitscope = {**self.fitscope, **json_safe(facts)}
+        self.sender.submit(Message("PATCH", paths.run(self.id), config_patch_body(self.fitscope)))
 
     def _collect(self) -> list[Message]:
         """The batches of the blocks recorded so far (the sender thread's ``collect``)."""
         return self._decoder.messages(self.recorder.take())
 
     def _heartbeat(self) -> Message:
-        return Message("POST", f"/api/v1/runs/{self.id}/heartbeat", {}, kind="heartbeat")
+        return Message("POST", paths.heartbeat(self.id), {}, kind="heartbeat")
 
     def _on_reply(self, msg: Message, reply: Any) -> None:
         alerts = reply.get("alerts") if isinstance(reply, dict) else None
@@ -311,23 +302,6 @@ class Run:
                 f"[{alert.get('severity')}] {alert.get('rule')} {was}at step {alert.get('step')}: "
                 f"{alert.get('message')} -> {self.url}"
             )
-
-
-def _json_safe(obj: Any, depth: int = 0) -> Any:
-    """A copy of a user's config that JSON can carry (non-finite floats encoded)."""
-    if depth > 20:
-        return repr(obj)
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, int):
-        return obj
-    if isinstance(obj, float):
-        return encode_float(obj) if not math.isfinite(obj) else obj
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v, depth + 1) for v in obj]
-    return repr(obj)
 
 
 _atexit_done = False

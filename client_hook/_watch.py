@@ -45,14 +45,13 @@ from ._labels import LabelCounts
 from ._passes import Passes, split_in_caller
 from ._recorder import Recorder
 from ._records import Row, RowKind
-from .protocol import KEYS
+from .protocol import KEYS, PREFIXES
 
 NO_STEP_AFTER = 256  # training losses without an optimizer step before each loss counts as a step
 # (gradient accumulation rarely exceeds 64 micro-batches per step; 4x margin)
 MAX_CANDIDATES = 16  # training losses held between two backward() calls
 # autograd nodes by which a loop scales its loss before backward (accumulation, GradScaler)
 _SCALING = {"DivBackward0", "DivBackward1", "MulBackward0", "MulBackward1", "MeanBackward0"}
-NO_LOSS_KEY = "fitscope/no_loss_captured"
 
 
 def guarded(fn: Callable) -> Callable:
@@ -672,7 +671,7 @@ class Watcher(FastPaths):
     def _end_update(self) -> None:
         got = self._updates.end()
         if got is not None:
-            self.rec.vector("update", "update_ratio", got[0], got[1])
+            self.rec.vector("update", PREFIXES.UPDATE_RATIO, got[0], got[1])
 
     def _no_loss(self, step: int) -> None:
         """No training loss after the first steps: say what to do, once, and mark the run."""
@@ -682,7 +681,7 @@ class Watcher(FastPaths):
             "(fitscope.watch(model, optimizer, criterion)), use a torch.nn.functional loss, "
             'call backward() on the loss, or log it with run.log({"train/loss": loss})',
         )
-        self.rec.scalar(NO_LOSS_KEY, step, 1.0)
+        self.rec.scalar(KEYS.NO_LOSS_CAPTURED, step, 1.0)
 
     def _hyper(self, hyper: list[tuple[Any, Any]]) -> None:
         """The learning rates or weight decays changed (or are tensors): record them."""

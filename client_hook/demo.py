@@ -13,6 +13,8 @@ import os
 import time
 import urllib.request
 
+from .protocol import paths
+
 
 def make_data(n: int = 3000, features: int = 20, classes: int = 5, seed: int = 0):  # type: ignore[no-untyped-def]
     import torch
@@ -32,7 +34,7 @@ def wait_for(url: str, seconds: float = 15.0) -> bool:
     deadline = time.monotonic() + seconds
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=1):
+            with urllib.request.urlopen(f"{url}{paths.HEALTH}", timeout=1):
                 return True
         except OSError:
             if time.monotonic() >= deadline:

@@ -19,7 +19,7 @@ This module is public and imports nothing from the rest of the package.
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 # -- version ---------------------------------------------------------------------------------
 PROTOCOL_VERSION: Final = 1
@@ -30,9 +30,12 @@ NAN: Final = "NaN"
 POS_INF: Final = "Infinity"
 NEG_INF: Final = "-Infinity"
 NON_FINITE: Final = {NAN: math.nan, POS_INF: math.inf, NEG_INF: -math.inf}
+# the same three strings as a type (a ``Literal`` cannot name the constants above)
+NonFinite = Literal["NaN", "Infinity", "-Infinity"]
+WireFloat = float | NonFinite  # a number as it travels: itself, or its non-finite string
 
 
-def encode_float(x: float) -> float | str:
+def encode_float(x: float) -> WireFloat:
     """Return ``x`` itself when finite, otherwise its string encoding."""
     if x != x:
         return NAN
@@ -94,6 +97,7 @@ class KEYS:
     TIME_WALL: Final = "time/wall"
     EPOCH: Final = "epoch"
     AMP_SCALE: Final = "amp/scale"
+    NO_LOSS_CAPTURED: Final = "fitscope/no_loss_captured"  # 1.0 at the step the hook noticed
 
 
 class PREFIXES:
@@ -129,6 +133,8 @@ class paths:  # noqa: N801 - a namespace of path builders, read as ``paths.batch
     HEALTH: Final = f"{API_PREFIX}/health"
     RUNS: Final = f"{API_PREFIX}/runs"
     EVENTS: Final = f"{API_PREFIX}/events/runs"
+    PROJECTS: Final = f"{API_PREFIX}/projects"
+    ALL_KEYS: Final = f"{API_PREFIX}/keys"  # the scalar keys of any run
 
     @staticmethod
     def run(run_id: str) -> str:
@@ -169,3 +175,50 @@ class paths:  # noqa: N801 - a namespace of path builders, read as ``paths.batch
     @staticmethod
     def run_events(run_id: str) -> str:
         return f"{API_PREFIX}/runs/{run_id}/events"
+
+
+# -- messages --------------------------------------------------------------------------------
+# A run is told to the server in three kinds of request: create it (``POST paths.RUNS``), send
+# its points (``POST paths.batches(id)``, any number, each with an id so a resent batch is
+# stored once), finish it (``POST paths.finish(id)``). The bodies are built here, as plain dicts;
+# floats in them must already be wire-encoded (``encode_float``, ``json_safe``).
+
+
+def create_run_body(
+    run_id: str,
+    project: str,
+    name: str,
+    config: dict[str, Any],
+    *,
+    host: str | None = None,
+    argv: list[str] | None = None,
+    tags: list[str] | None = None,
+) -> dict[str, Any]:
+    """The body that creates run ``run_id`` (creating it again is a no-op)."""
+    body: dict[str, Any] = {"id": run_id, "project": project, "name": name, "config": config}
+    if host is not None:
+        body["host"] = host
+    if argv is not None:
+        body["argv"] = argv
+    if tags is not None:
+        body["tags"] = tags
+    return body
+
+
+def batch_body(batch_id: str, scalars: dict[str, Any], histograms: list[dict]) -> dict[str, Any]:
+    """A batch of points: ``scalars`` is ``{key: {"steps": [...], "values": [...]}}``."""
+    return {"batch_id": batch_id, "scalars": scalars, "histograms": histograms}
+
+
+def finish_body(status: str = "finished", error: dict[str, str] | None = None) -> dict[str, Any]:
+    """The body that ends a run: ``"finished"``, or ``"crashed"`` with the ``error``
+    (``{"type": ..., "message": ...}``) that ended it."""
+    body: dict[str, Any] = {"status": status}
+    if error is not None:
+        body["error"] = error
+    return body
+
+
+def config_patch_body(fitscope: dict[str, Any]) -> dict[str, Any]:
+    """The body that replaces the ``fitscope`` block of a run's config (what the hook learned)."""
+    return {"config": {"fitscope": fitscope}}

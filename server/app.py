@@ -24,7 +24,7 @@ from .db import Database, DatabaseBusy
 from .decode import BadBatch
 from .diagnosis import Diagnoser, Webhook
 from .login import mount_login
-from .middleware import BodyMiddleware
+from .middleware import BodyMiddleware, ProtocolMiddleware
 from .schemas import BatchIn
 from .security import SecurityMiddleware, allowed_hosts, configured_hosts
 from .settings import Settings
@@ -77,8 +77,10 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     _add_error_handlers(app)
     mount_login(app, settings.token)
     mount_web(app)
-    # added last = outermost: security headers and auth wrap everything, the body limit comes next
+    # added last = outermost: security headers and auth wrap everything, then the protocol
+    # version check (before any body is read), then the body limit
     app.add_middleware(BodyMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ProtocolMiddleware)
     app.add_middleware(
         SecurityMiddleware,
         token=settings.token,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from fitscope._wire import decode_float
+from fitscope.protocol import decode_float
 
 KEY_RE = re.compile("^[^\x00-\x1f\x7f\ud800-\udfff]{1,250}$")
 MAX_KEY = 250

@@ -12,12 +12,12 @@ import numpy as np
 import orjson
 from fastapi.responses import Response
 
-from fitscope._wire import NAN, NEG_INF, POS_INF
+from fitscope.protocol import encode_float
 
 
 def wire(values: np.ndarray | None) -> Any:
-    """A float array as JSON-ready data: itself when all finite, else a list with
-    ``"NaN"``/``"Infinity"``/``"-Infinity"`` in place of the non-finite values."""
+    """A float array as JSON-ready data: itself when all finite, else a list with the
+    protocol's strings in place of the non-finite values."""
     if values is None:
         return None
     bad = np.flatnonzero(~np.isfinite(values))
@@ -25,8 +25,7 @@ def wire(values: np.ndarray | None) -> Any:
         return values
     out = values.tolist()
     for i in bad.tolist():
-        x = out[i]
-        out[i] = NAN if x != x else (POS_INF if x > 0 else NEG_INF)
+        out[i] = encode_float(out[i])
     return out
 
 

@@ -1,22 +1,20 @@
 """API schemas (``…In`` for requests, ``…Out`` for answers), separate from the ORM models.
 
-Float arrays in answers use the wire encoding: non-finite values are the strings
-``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
+Float arrays in answers use the wire encoding of :mod:`fitscope.protocol`: non-finite values
+are its strings (``WireFloat``).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from fitscope._wire import encode_float
+from fitscope.protocol import WireFloat, encode_float
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-WireFloat = float | Literal["NaN", "Infinity", "-Infinity"]
 MAX_CONFIG_DEPTH = 64  # JSON encoders (orjson, pydantic) stop at a few hundred levels
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -52,7 +50,7 @@ def clean_config(obj: Any, where: str = "config", depth: int = 0) -> Any:
         return [clean_config(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj)]
     if isinstance(obj, str):
         return clean_text(obj, where)
-    if isinstance(obj, float) and not math.isfinite(obj):
+    if isinstance(obj, float):
         return encode_float(obj)
     return obj
 

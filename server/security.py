@@ -30,6 +30,8 @@ import urllib.parse
 from http.cookies import SimpleCookie
 from typing import Any
 
+from fitscope.protocol import paths
+
 from .throttle import Throttle
 
 CSP = "; ".join(
@@ -56,7 +58,7 @@ HEADERS = [
 COOKIE = "fitscope_session"
 PUBLIC_PATHS = frozenset(
     (
-        "/api/v1/health",
+        paths.HEALTH,
         "/login",
         "/static/style.css",
         "/static/login.css",

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy.orm import Session
 
-from .storage import points
+from fitscope.protocol import KEYS
 
-WALL_KEY = "time/wall"
+from .storage import points
 
 
 class WallClock:
@@ -24,7 +24,7 @@ class WallClock:
 
     @classmethod
     def of_run(cls, s: Session, run_id: str) -> WallClock | None:
-        steps, times = points.read_arrays(s, run_id, WALL_KEY)
+        steps, times = points.read_arrays(s, run_id, KEYS.TIME_WALL)
         clock = cls(steps, times)
         return clock if len(clock.steps) else None
 
@@ -51,5 +51,5 @@ class WallClock:
 
 def last_time(s: Session, run_id: str) -> float | None:
     """The training process's clock at its last recorded flush, or None."""
-    _, times = points.read_tail(s, run_id, WALL_KEY, 1)
+    _, times = points.read_tail(s, run_id, KEYS.TIME_WALL, 1)
     return float(times[-1]) if len(times) and np.isfinite(times[-1]) else None

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..protocol import KEYS
+
 # Names other tools give to the standard series, and the fitscope key each becomes.
 # Matched case-insensitively; anything not listed keeps its own name.
 ALIASES: dict[str, str] = {
     **dict.fromkeys(
-        ["loss", "train_loss", "training_loss", "train_loss_step", "loss/train", "train/loss"],
-        "train/loss",
+        ["loss", "train_loss", "training_loss", "train_loss_step", "loss/train", KEYS.TRAIN_LOSS],
+        KEYS.TRAIN_LOSS,
     ),
     **dict.fromkeys(
         [
@@ -22,9 +24,9 @@ ALIASES: dict[str, str] = {
             "loss/val",
             "loss/valid",
             "loss/validation",
-            "val/loss",
+            KEYS.VAL_LOSS,
         ],
-        "val/loss",
+        KEYS.VAL_LOSS,
     ),
     **dict.fromkeys(
         [
@@ -39,12 +41,12 @@ ALIASES: dict[str, str] = {
             "accuracy/val",
             "acc/val",
             "val/acc",
-            "val/accuracy",
+            KEYS.VAL_ACCURACY,
         ],
-        "val/accuracy",
+        KEYS.VAL_ACCURACY,
     ),
-    **dict.fromkeys(["lr", "learning_rate", "train/learning_rate", "train/lr"], "lr/0"),
-    **dict.fromkeys(["grad_norm", "gradient_norm", "train/grad_norm"], "grad_norm/total"),
+    **dict.fromkeys(["lr", "learning_rate", "train/learning_rate", "train/lr"], KEYS.LR_FIRST),
+    **dict.fromkeys(["grad_norm", "gradient_norm", "train/grad_norm"], KEYS.GRAD_NORM_TOTAL),
 }
 
 # Throughput and clock columns: not training signals, left out of an import.

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..protocol import KEYS, PREFIXES
 from ._model import BadImport, ImportedRun, is_noise
 
-KEYS = {
-    "loss": "train/loss",
-    "learning_rate": "lr/0",
-    "grad_norm": "grad_norm/total",
-    "eval_loss": "val/loss",
-    "eval_accuracy": "val/accuracy",
+HF_KEYS = {
+    "loss": KEYS.TRAIN_LOSS,
+    "learning_rate": KEYS.LR_FIRST,
+    "grad_norm": KEYS.GRAD_NORM_TOTAL,
+    "eval_loss": KEYS.VAL_LOSS,
+    "eval_accuracy": KEYS.VAL_ACCURACY,
 }
 CONFIG_KEYS = (
     "train_batch_size",
@@ -34,10 +35,10 @@ CONFIG_KEYS = (
 
 
 def hf_key(name: str) -> str:
-    if name in KEYS:
-        return KEYS[name]
+    if name in HF_KEYS:
+        return HF_KEYS[name]
     if name.startswith("eval_"):
-        return "val/" + name[len("eval_") :]
+        return PREFIXES.VAL + name[len("eval_") :]
     return name
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .._wire import decode_float
+from ..protocol import decode_float
 from ._model import BadImport, ImportedRun, is_noise
 
 STEP_COLUMNS = ("step", "global_step", "iteration", "iter", "_step", "trainer/global_step")

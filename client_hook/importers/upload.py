@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .._api import ApiClient
 from .._messages import Message
-from .._wire import encode_float
+from ..protocol import batch_body, create_run_body, encode_float, finish_body, paths
 from ._model import ImportedRun
 
 BATCH_POINTS = 20_000  # ~0.5 MB of JSON before gzip: well under the server's body limit
@@ -94,20 +94,16 @@ def upload(
     config = dict(run.config)
     config["import"] = {"format": run.format, "source": run.source}
     client.send(
-        Message(
-            "POST",
-            "/api/v1/runs",
-            {"id": run_id, "project": project, "name": run.name[:200], "config": config},
-        )
+        Message("POST", paths.RUNS, create_run_body(run_id, project, run.name[:200], config))
     )
     result = UploadResult(run_id=run_id, points=run.n_points)
     for i, (scalars, hists, n) in enumerate(_batches(run, batch_points)):
-        body = {"batch_id": f"{run_id}-{i}", "scalars": scalars, "histograms": hists}
-        reply = client.send(Message("POST", f"/api/v1/runs/{run_id}/batches", body)) or {}
+        body = batch_body(f"{run_id}-{i}", scalars, hists)
+        reply = client.send(Message("POST", paths.batches(run_id), body)) or {}
         result.stored += int(reply.get("stored", 0))
         result.duplicate_batches += bool(reply.get("duplicate"))
         if progress:
             progress(n)
-    client.send(Message("POST", f"/api/v1/runs/{run_id}/finish", {"status": "finished"}))
-    result.alerts = client.get(f"/api/v1/runs/{run_id}/alerts")
+    client.send(Message("POST", paths.finish(run_id), finish_body("finished")))
+    result.alerts = client.get(paths.alerts(run_id))
     return result

@@ -27,6 +27,7 @@ from transformers import TrainerCallback
 from .._console import say_once
 from ..importers._model import is_noise
 from ..importers.hf_state import hf_key
+from ..protocol import KEYS, split_key
 from ._tap import classification_pair, loss_tap, scalar_loss, unwrap_optimizer
 
 ARG_KEYS = (
@@ -49,7 +50,7 @@ ARG_KEYS = (
     "label_smoothing_factor",
 )
 # what the hook records itself, every step: the Trainer's copies are left out
-_HOOK_KEYS = {"train/loss", "val/loss", "lr/0", "grad_norm/total"}
+_HOOK_KEYS = {KEYS.TRAIN_LOSS, KEYS.VAL_LOSS, KEYS.LR_FIRST, KEYS.GRAD_NORM_TOTAL}
 
 
 def _plain(v: Any) -> Any:
@@ -167,17 +168,17 @@ class FitscopeCallback(TrainerCallback):
         if self.run is None or self.run.finished or not logs or "train_runtime" in logs:
             return
         self._close_pass(logs)
-        own = _HOOK_KEYS | ({"val/accuracy"} if self._classified else set())
+        own = _HOOK_KEYS | ({KEYS.VAL_ACCURACY} if self._classified else set())
         values = {}
         for name, value in logs.items():
             key = hf_key(name)
             prefix, _, rest = name.partition("_")
             if prefix in self._evaluated and prefix != "eval" and rest:
                 split = self._evaluated[prefix]
-                key = f"{split}/{rest}"
+                key = split_key(split, rest)
                 if rest in ("loss", "accuracy"):
                     continue  # recorded by the hook from the pass itself
-            if key in own or key == "epoch" or is_noise(name) or isinstance(value, bool):
+            if key in own or key == KEYS.EPOCH or is_noise(name) or isinstance(value, bool):
                 continue
             if isinstance(value, (int, float)):
                 values[key] = value

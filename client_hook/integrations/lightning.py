@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .. import protocol
 from .._console import say_once
 from ..importers._model import standard_key
 from ._tap import scalar_loss, unwrap_optimizer
@@ -162,9 +163,9 @@ class FitscopeCallback(Callback):
             own = set()
             last, watcher.last_pass = watcher.last_pass, None
             if last is not None:  # what the hook recorded for this pass itself
-                own.add(f"{split}/loss")
+                own.add(protocol.split_key(split, "loss"))
                 if last[2]:
-                    own.add(f"{split}/accuracy")
+                    own.add(protocol.split_key(split, "accuracy"))
             metrics = dict(trainer.callback_metrics)
             values = {}
             for name, value in metrics.items():
@@ -193,7 +194,8 @@ def split_key(name: str, split: str) -> str | None:
         if low.startswith(split + sep) and len(name) > len(split) + 1:
             tail = name[len(split) + 1 :]
             rest = standard_key("val_" + tail)  # test_acc -> accuracy, as val_acc is
-            return split + "/" + (rest[4:] if rest.startswith("val/") else tail)
+            val = protocol.PREFIXES.VAL
+            return protocol.split_key(split, rest[len(val) :] if rest.startswith(val) else tail)
     return None
 
 
@@ -201,10 +203,10 @@ def val_key(name: str) -> str | None:
     """``val_loss`` -> ``val/loss``, ``val_acc`` -> ``val/accuracy``, ``val_f1`` -> ``val/f1``;
     ``None`` for a metric that is not a validation metric."""
     key = standard_key(name)
-    if key.startswith("val/"):
+    if key.startswith(protocol.PREFIXES.VAL):
         return key
     low = name.lower()
     for prefix in _VAL_PREFIXES:
         if low.startswith(prefix) and len(name) > len(prefix):
-            return "val/" + name[len(prefix) :]
+            return protocol.PREFIXES.VAL + name[len(prefix) :]
     return None

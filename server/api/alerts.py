@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from fitscope.protocol import API_PREFIX
+
 from ..schemas import AlertOut
 from ..storage import alerts as store
 from .deps import DbDep, RunId
 from .serialize import alert_fields
 
-router = APIRouter(prefix="/api/v1/runs", tags=["alerts"])
+router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["alerts"])
 
 
 @router.get(

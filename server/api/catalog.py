@@ -6,10 +6,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
+from fitscope.protocol import API_PREFIX
+
 from ..models import RunRow, SeriesRow
 from .deps import DbDep
 
-router = APIRouter(prefix="/api/v1", tags=["runs"])
+router = APIRouter(prefix=API_PREFIX, tags=["runs"])
 
 
 class ProjectOut(BaseModel):

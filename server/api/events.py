@@ -22,6 +22,8 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from fitscope.protocol import API_PREFIX
+
 from ..db import Database, DatabaseBusy
 from ..jsonout import dumps, wire
 from ..live import ALL, Hub
@@ -34,7 +36,7 @@ from .deps import DbDep, RunId, SettingsDep
 from .runs import run_out
 from .serialize import alert_json
 
-router = APIRouter(tags=["live"])
+router = APIRouter(prefix=API_PREFIX, tags=["live"])
 
 WORKER = str(os.getpid())
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
@@ -210,7 +212,7 @@ def _initial_run(db: Database, run_id: str, cursor: int) -> list[bytes]:
 
 
 @router.get(
-    "/api/v1/runs/{run_id}/events",
+    "/runs/{run_id}/events",
     summary="Live stream of a run (server-sent events)",
     description="Events `points`, `histograms`, `alerts`, `run` (RunOut, with `error`), "
     "`deleted`; resume with `Last-Event-ID` or `?since=` (an id over 2^63-1 is a 400). "
@@ -240,7 +242,7 @@ async def run_events(
 
 
 @router.get(
-    "/api/v1/events/runs",
+    "/events/runs",
     summary="Live stream of the run list (server-sent events)",
     description="Events `runs` [RunOut] for new or changed runs and `deleted` {id}; resume with "
     "`Last-Event-ID` or `?since=` (an id over 2^63-1 is a 400). Past `FITSCOPE_MAX_STREAMS` "

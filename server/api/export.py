@@ -12,6 +12,8 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from fitscope.protocol import API_PREFIX, encode_float
+
 from ..db import Database
 from ..storage import alerts as alert_store
 from ..storage import histograms as hist_store
@@ -23,17 +25,15 @@ from .deps import DbDep, RunId
 from .runs import run_detail
 from .serialize import alert_json
 
-router = APIRouter(prefix="/api/v1/runs", tags=["export"])
+router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["export"])
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 PAGE = 64  # blocks (up to ~130k points) read per database round trip
 
 
 def _num(x: float) -> str:
-    if x != x:
-        return '"NaN"'
-    if x in (float("inf"), float("-inf")):
-        return '"Infinity"' if x > 0 else '"-Infinity"'
-    return repr(x)
+    if x - x == 0:  # finite (NaN and the infinities give NaN)
+        return repr(x)
+    return f'"{encode_float(x)}"'
 
 
 def _csv_num(x: float) -> str:

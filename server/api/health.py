@@ -4,11 +4,12 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 import fitscope
+from fitscope.protocol import API_PREFIX
 
 from ..schemas import HealthOut
 from .deps import DbDep
 
-router = APIRouter(prefix="/api/v1", tags=["health"])
+router = APIRouter(prefix=API_PREFIX, tags=["health"])
 
 
 @router.get("/health", response_model=HealthOut, summary="Server and database are up")

@@ -10,6 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from fitscope.protocol import API_PREFIX
+
 from ..db import Database
 from ..decode import Batch, decode_batch, parse_json
 from ..diagnosis import Diagnoser
@@ -21,7 +23,7 @@ from ..storage.points import Stored
 from ..storage.runs import utcnow
 from .deps import DbDep, DiagnoserDep, RunId
 
-router = APIRouter(prefix="/api/v1/runs", tags=["ingest"])
+router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["ingest"])
 WORKER = str(os.getpid())
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints
+
+from fitscope.protocol import API_PREFIX, encode_float
 
 from ..live import mark_crashed
 from ..models import RunRow
@@ -28,7 +29,7 @@ from ..storage import runs_table as table
 from ..walltime import last_time
 from .deps import DbDep, RunId, SettingsDep
 
-router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["runs"])
 
 
 def run_out(row: RunRow) -> RunOut:
@@ -77,9 +78,7 @@ def _invalid(where: str, field: str, msg: str) -> RequestValidationError:
 
 
 def _wire(v: float | None) -> WireFloat | None:
-    if v is None or math.isfinite(v):
-        return v
-    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return None if v is None else encode_float(v)
 
 
 def table_out(r: table.TableRow) -> RunListOut:

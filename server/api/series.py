@@ -11,6 +11,8 @@ import time
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from fitscope.protocol import API_PREFIX
+
 from ..decode import MAX_STEP
 from ..jsonout import JSONOut, wire
 from ..reduce import reduce_points, reduce_units
@@ -21,7 +23,7 @@ from ..storage.blocks import CHUNK_POINTS
 from ..walltime import WallClock
 from .deps import DbDep, RunId
 
-router = APIRouter(prefix="/api/v1/runs", tags=["series"])
+router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["series"])
 
 # reduce from summaries once a bucket spans this many units on average: buckets then hold
 # whole units, so their sizes differ by up to a unit; below that the points are read and cut

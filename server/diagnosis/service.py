@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from fitscope._wire import decode_float
+from fitscope.protocol import decode_float
 
 from ..models import AlertRow, PointBlockRow
 from ..storage import alerts as alert_store

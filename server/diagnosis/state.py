@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from fitscope._wire import decode_float, encode_float
+from fitscope.protocol import decode_float, encode_float
 
 from .windows import LR, Evals, Grads, Labels, Params, Train, Updates
 
@@ -71,7 +71,7 @@ def wire(obj: Any) -> Any:
 
 def _dump(obj: Any) -> Any:
     if isinstance(obj, float):
-        return obj if math.isfinite(obj) else encode_float(obj)
+        return encode_float(obj)
     if isinstance(obj, (int, str, bool)) or obj is None:
         return obj
     if isinstance(obj, list):

@@ -6,11 +6,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-LAYER_PREFIX = "grad_norm/"
-PARAM_PREFIX = "param_norm/"
-LR_PREFIX = "lr/"
-UPDATE_PREFIX = (
-    "update_ratio/"  # ||dw|| / ||w|| over one step (steps 1-10, every 10th to 100, then 50th)
+from fitscope.protocol import KEYS, PREFIXES
+
+# the scalar keys the diagnosis reads: a field of StepData each ...
+_SCALAR_FIELDS = {
+    KEYS.TRAIN_LOSS: "loss",
+    KEYS.GRAD_NORM_TOTAL: "grad_total",
+    KEYS.TRAIN_STEP_SKIPPED: "skipped",
+    KEYS.UPDATE_RATIO_TOTAL: "update_total",  # ||dw|| / ||w|| (steps 1-10, every 10th to 100, then 50th)
+    KEYS.VAL_LOSS: "val_loss",
+    KEYS.VAL_ACCURACY: "val_acc",
+}
+# ... and the per-layer / per-group families: an entry of a dict field each
+_FAMILY_FIELDS = (
+    (PREFIXES.GRAD_NORM, "grads"),
+    (PREFIXES.LR, "lrs"),
+    (PREFIXES.UPDATE_RATIO, "updates"),
+    (PREFIXES.PARAM_NORM, "params"),
 )
 
 
@@ -54,35 +66,38 @@ def timeline(
         return d
 
     for key, (ss, vs) in scalars.items():
+        slot = _slot(key)
+        if slot is None:
+            continue
+        name, member = slot
         for step, v in zip(ss, vs, strict=True):
-            if key == "train/loss":
-                at(step).loss = v
-            elif key == "grad_norm/total":
-                at(step).grad_total = v
-            elif key.startswith(LAYER_PREFIX):
-                at(step).grads[key[len(LAYER_PREFIX) :]] = v
-            elif key.startswith(LR_PREFIX):
-                at(step).lrs[key[len(LR_PREFIX) :]] = v
-            elif key == "train/step_skipped":
-                at(step).skipped = v
-            elif key == "update_ratio/total":
-                at(step).update_total = v
-            elif key.startswith(UPDATE_PREFIX):
-                at(step).updates[key[len(UPDATE_PREFIX) :]] = v
-            elif key.startswith(PARAM_PREFIX) and key != "param_norm/total":
-                at(step).params[key[len(PARAM_PREFIX) :]] = v
-            elif key == "val/loss":
-                at(step).val_loss = v
-            elif key == "val/accuracy":
-                at(step).val_acc = v
+            if member is None:
+                setattr(at(step), name, v)
+            else:
+                getattr(at(step), name)[member] = v
     for key, step, data in histograms:
         counts = data.get("counts")
         if not isinstance(counts, list):
             continue
-        if key == "val/confidence":
+        if key == KEYS.VAL_CONFIDENCE:
             at(step).confidence = data
-        elif key == "val/labels":
+        elif key == KEYS.VAL_LABELS:
             at(step).val_labels = [float(c) for c in counts]
-        elif key == "train/labels":
+        elif key == KEYS.TRAIN_LABELS:
             at(step).train_labels = [float(c) for c in counts]
     return [steps[s] for s in sorted(steps)]
+
+
+def _slot(key: str) -> tuple[str, str | None] | None:
+    """Where the values of ``key`` go: ``(field, None)`` for a field of its own, ``(field,
+    member)`` for an entry of a dict field (a layer, a parameter group); None: not read.
+    Decided once per key of a batch, not once per point."""
+    name = _SCALAR_FIELDS.get(key)
+    if name is not None:
+        return name, None
+    if key == KEYS.PARAM_NORM_TOTAL:  # the whole model's norm: not a layer
+        return None
+    for prefix, field_name in _FAMILY_FIELDS:
+        if key.startswith(prefix):
+            return field_name, key[len(prefix) :]
+    return None

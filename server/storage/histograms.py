@@ -6,7 +6,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fitscope._wire import encode_float
+from fitscope.protocol import encode_float
 
 from ..decode import Histogram
 from ..models import HistogramRow

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fitscope._wire import encode_float
+from fitscope.protocol import encode_float
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient

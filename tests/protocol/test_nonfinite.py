@@ -6,7 +6,7 @@ import gzip
 import json
 import math
 
-from fitscope._wire import decode_float, encode_float
+from fitscope.protocol import decode_float, encode_float
 
 VALUES = [1.0, float("nan"), float("inf"), -float("inf"), -0.5, 1e308, 5e-324]
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fitscope._wire import decode_float, encode_float
+from fitscope.protocol import decode_float, encode_float
 from fitscope_server.decode import BadBatch, decode_batch, parse_json
 
 any_float = st.floats(allow_nan=True, allow_infinity=True)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from fitscope._wire import encode_float
+from fitscope.protocol import encode_float
 
 JSON = {"Content-Type": "application/json"}
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, pct
 
 # Guo et al. 2017: miscalibrated networks have ECE typically 4-10%; we flag above 5%.
@@ -119,7 +121,7 @@ def check_under(ctx: Context, p: Mapping[str, float]) -> Finding | None:
 def _evidence(items: list) -> dict:
     cur = items[-1]
     return {
-        "series": ["val/confidence", "val/accuracy"],
+        "series": [KEYS.VAL_CONFIDENCE, KEYS.VAL_ACCURACY],
         "start_step": items[0].step,
         "end_step": cur.step,
         "confidence": cur.conf,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS, PREFIXES
+
 from ..base import Context, Finding, Rule, fmt
 
 # TRAINING_PRACTICES (000): prefer AdamW to Adam when using weight decay; Adam's L2-style decay
@@ -50,7 +52,7 @@ def check_adam(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"{f.optimizer} applies weight_decay ({groups}) as an L2 term inside the adaptive "
         "update, so well-scaled weights are barely decayed; AdamW decouples it.",
         ADAM_REMEDY,
-        {"series": [f"lr/{i}" for i, _ in bad], "start_step": 1, "end_step": ctx.step},
+        {"series": [f"{PREFIXES.LR}{i}" for i, _ in bad], "start_step": 1, "end_step": ctx.step},
     )
 
 
@@ -70,7 +72,7 @@ def check_batch(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         + f" is above {int(p['large_batch'])} and the learning rate did not ramp up during the "
         f"first {int(p['warmup_probe_steps'])} steps: no warm-up.",
         BATCH_REMEDY,
-        {"series": ["lr/0", "train/loss"], "start_step": 1, "end_step": ctx.step},
+        {"series": [KEYS.LR_FIRST, KEYS.TRAIN_LOSS], "start_step": 1, "end_step": ctx.step},
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS, PREFIXES
+
 from ..base import Context, Finding, Rule, step_str
 
 # literature §3.2 R9: g_l == 0 exactly for m = 20 consecutive steps while the output layer's
@@ -40,7 +42,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         + ", while the output layer still gets gradient: its units are dead.",
         f"Layer {culprit!r} is dead. " + REMEDY,
         {
-            "series": [f"grad_norm/{n}" for n in order[-3:]] + ["grad_norm/total"],
+            "series": [f"{PREFIXES.GRAD_NORM}{n}" for n in order[-3:]] + [KEYS.GRAD_NORM_TOTAL],
             "start_step": onset,
             "end_step": ctx.step,
             "layers": order[:20],

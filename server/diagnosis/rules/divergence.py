@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, fmt, step_str
 from ..stats import theil_sen_slope
 
@@ -111,7 +113,7 @@ def _oscillation(ctx: Context, p: Mapping[str, float]) -> Finding | None:
             "The learning rate is probably too high: lower it (divide by 3-10) or add a decay "
             "schedule, increase the batch size, or clip gradients.",
             {
-                "series": ["train/loss"],
+                "series": [KEYS.TRAIN_LOSS],
                 "start_step": ctx.step - window + 1,
                 "end_step": ctx.step,
                 "swing": swing,
@@ -156,7 +158,7 @@ def _finding(
         f"{step_str(onset)}.",
         REMEDY,
         {
-            "series": ["train/loss"],
+            "series": [KEYS.TRAIN_LOSS],
             "start_step": onset,
             "end_step": ctx.step,
             "best": best,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, fmt, step_str
 
 # TRAINING_PRACTICES (002): patience 10-15 epochs; an evaluation stands in for an epoch.
@@ -31,7 +33,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"{step_str(cur.step)}.",
         REMEDY,
         {
-            "series": ["val/loss"],
+            "series": [KEYS.VAL_LOSS],
             "start_step": ev.best_step,
             "end_step": cur.step,
             "best_val_loss": ev.best_loss,

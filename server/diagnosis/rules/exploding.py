@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, fmt, step_str
 from ..stats import median
 
@@ -103,7 +105,7 @@ def _finding(ctx: Context, onset: int, base: float, peak: float, kind: str) -> F
         what,
         REMEDY,
         {
-            "series": ["grad_norm/total", "train/loss"],
+            "series": [KEYS.GRAD_NORM_TOTAL, KEYS.TRAIN_LOSS],
             "start_step": onset,
             "end_step": ctx.step,
             "baseline": base,

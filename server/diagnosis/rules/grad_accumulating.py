@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, fmt, step_str
 from ..stats import median
 
@@ -59,7 +61,7 @@ def _finding(
         f"seem to accumulate across steps since at least step {step_str(onset)}.",
         REMEDY,
         {
-            "series": ["grad_norm/total", "train/loss"],
+            "series": [KEYS.GRAD_NORM_TOTAL, KEYS.TRAIN_LOSS],
             "start_step": onset,
             "end_step": ctx.step,
             "rising": rising,

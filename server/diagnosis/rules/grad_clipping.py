@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, fmt, pct
 from ..stats import median
 
@@ -46,7 +48,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"steps (median gradient norm {fmt(med)}, {fmt(med / clip, 2)}x the threshold).",
         REMEDY,
         {
-            "series": ["grad_norm/total"],
+            "series": [KEYS.GRAD_NORM_TOTAL],
             "start_step": onset,
             "end_step": ctx.step,
             "max_norm": clip,

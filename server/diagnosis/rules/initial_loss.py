@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, fmt
 
 # "far": above ln K by half of ln K and by at least 1 nat
@@ -42,7 +44,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         "a freshly initialised classifier should start near.",
         REMEDY,
         {
-            "series": ["train/loss"],
+            "series": [KEYS.TRAIN_LOSS],
             "start_step": t.first_step,
             "end_step": t.first_step,
             "first_loss": first,

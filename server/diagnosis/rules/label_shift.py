@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule
 from ..stats import chi2_sf
 from ..windows import chi2_homogeneity
@@ -54,7 +56,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"labels but {pva[worst]:.1%} of validation labels.",
         REMEDY,
         {
-            "series": ["train/labels", "val/labels"],
+            "series": [KEYS.TRAIN_LABELS, KEYS.VAL_LABELS],
             "start_step": lab.val_step,
             "end_step": lab.val_step,
             "tv": tv,

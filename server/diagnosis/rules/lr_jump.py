@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS, PREFIXES
+
 from ..base import Context, Finding, Rule, fmt, step_str
 
 # literature §3.1(2): "an LR increase >= 10x is itself reported because it is a common schedule
@@ -36,7 +38,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"(its highest value before was {fmt(lr.jump_peak)}).",
         REMEDY,
         {
-            "series": [f"lr/{lr.jump_group}", "train/loss", "grad_norm/total"],
+            "series": [f"{PREFIXES.LR}{lr.jump_group}", KEYS.TRAIN_LOSS, KEYS.GRAD_NORM_TOTAL],
             "start_step": lr.jump_step,
             "end_step": ctx.step,
             "from": lr.jump_from,

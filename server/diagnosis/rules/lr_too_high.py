@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, fmt, step_str
 from ..stats import median
 
@@ -86,7 +88,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"The learning rate{lr_txt} is too high: " + "; ".join(signs) + f", and {state_txt}.",
         REMEDY,
         {
-            "series": ["train/loss", "lr/0", "update_ratio/total"],
+            "series": [KEYS.TRAIN_LOSS, KEYS.LR_FIRST, KEYS.UPDATE_RATIO_TOTAL],
             "start_step": onset,
             "end_step": ctx.step,
             "first_loss": first,

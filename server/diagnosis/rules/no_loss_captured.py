@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule
 
 HOLD_STEPS = 20  # steps with gradients or learning rates but no loss (the hook waits as long)
@@ -21,7 +23,7 @@ REMEDY = (
     "Pass the criterion: fitscope.watch(model, optimizer, criterion); or compute the loss with "
     "a torch.nn.functional loss (F.cross_entropy, ...) or return it from the model "
     "(a (logits, loss) tuple, a dict or an object with .loss) and call loss.backward(); "
-    'or log it yourself after optimizer.step(): run.log({"train/loss": loss}).'
+    f'or log it yourself after optimizer.step(): run.log({{"{KEYS.TRAIN_LOSS}": loss}}).'
 )
 
 
@@ -35,7 +37,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"No training loss has been recorded in {st.steps_seen} steps: the loss rules "
         "(divergence, plateau, overfitting...) cannot run.",
         REMEDY,
-        {"series": ["grad_norm/total"], "start_step": 1, "end_step": ctx.step},
+        {"series": [KEYS.GRAD_NORM_TOTAL], "start_step": 1, "end_step": ctx.step},
     )
 
 

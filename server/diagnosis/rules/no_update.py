@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, step_str
 
 # literature §3.2 R5c "frozen" (DeepLocalize/DeepDiagnosis meanResult over 5 checks; SageMaker
@@ -87,7 +89,7 @@ def _finding(ctx: Context, onset: int, what: str, kind: str) -> Finding:
         f"The model is not being updated: {what}.",
         REMEDIES[kind],
         {
-            "series": ["grad_norm/total", "train/loss"],
+            "series": [KEYS.GRAD_NORM_TOTAL, KEYS.TRAIN_LOSS],
             "start_step": onset,
             "end_step": ctx.step,
             "kind": kind,

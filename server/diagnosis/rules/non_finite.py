@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, fmt, step_str
 
 # GradScaler skips a step on inf/NaN gradients on purpose; only a run of skips is a fault.
@@ -60,7 +62,8 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"({total:,} non-finite training loss value{'s' if total != 1 else ''} so far{before}).",
         REMEDY,
         {
-            "series": ["train/loss", "grad_norm/total"] + (["val/loss"] if val_bad else []),
+            "series": [KEYS.TRAIN_LOSS, KEYS.GRAD_NORM_TOTAL]
+            + ([KEYS.VAL_LOSS] if val_bad else []),
             "start_step": onset,
             "end_step": ctx.step,
             "nonfinite_losses": t.nonfinite_total,

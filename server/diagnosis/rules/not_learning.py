@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, fmt, pct
 from ..stats import rel_change
 
@@ -123,7 +125,7 @@ def _finding(ctx: Context, what: str, w: int) -> Finding:
         f"Not learning: {what}.",
         REMEDY,
         {
-            "series": ["train/loss", "val/accuracy"],
+            "series": [KEYS.TRAIN_LOSS, KEYS.VAL_ACCURACY],
             "start_step": onset,
             "end_step": ctx.step,
             "loss": ctx.state.train.s,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, Severity, fmt, pct, step_str
 from ..stats import mad
 
@@ -80,7 +82,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"{train_drop:.0%}{acc_txt}.",
         REMEDY,
         {
-            "series": ["val/loss", "train/loss", "val/accuracy"],
+            "series": [KEYS.VAL_LOSS, KEYS.TRAIN_LOSS, KEYS.VAL_ACCURACY],
             "start_step": ev.best_step,
             "end_step": cur.step,
             "best_val_loss": ev.best_loss,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, fmt, step_str
 from ..stats import rel_change
 
@@ -55,7 +57,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"{val}.",
         REMEDY,
         {
-            "series": ["train/loss", "lr/0"],
+            "series": [KEYS.TRAIN_LOSS, KEYS.LR_FIRST],
             "start_step": onset,
             "end_step": ctx.step,
             "improvement": gain,

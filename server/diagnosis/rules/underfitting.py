@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, Severity, fmt, pct
 from ..stats import median, rel_change
 
@@ -82,7 +84,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"{fmt(chance)}{acc}: the model underfits.",
         remedy,
         {
-            "series": ["train/loss", "val/loss"],
+            "series": [KEYS.TRAIN_LOSS, KEYS.VAL_LOSS],
             "start_step": onset,
             "end_step": cur.step,
             "train_loss": train,

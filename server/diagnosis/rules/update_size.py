@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS, PREFIXES
+
 from ..base import Context, Finding, Rule, fmt, step_str
 from ..stats import median, rel_change
 
@@ -83,7 +85,7 @@ def _finding(
         what,
         REMEDY_LARGE if kind == "large" else REMEDY_SMALL,
         {
-            "series": [f"update_ratio/{layer}", "update_ratio/total", "train/loss"],
+            "series": [f"{PREFIXES.UPDATE_RATIO}{layer}", KEYS.UPDATE_RATIO_TOTAL, KEYS.TRAIN_LOSS],
             "start_step": onset,
             "end_step": ctx.step,
             "kind": kind,

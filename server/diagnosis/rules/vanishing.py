@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS, PREFIXES
+
 from ..base import Context, Finding, Rule, fmt, step_str
 from ..stats import median, rel_change
 
@@ -53,7 +55,8 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         f"{len(window)} steps.",
         REMEDY,
         {
-            "series": ["grad_norm/total", "train/loss"] + [f"grad_norm/{x}" for x in g.order[:1]],
+            "series": [KEYS.GRAD_NORM_TOTAL, KEYS.TRAIN_LOSS]
+            + [f"{PREFIXES.GRAD_NORM}{x}" for x in g.order[:1]],
             "start_step": onset,
             "end_step": ctx.step,
             "ratio": median(ratios) if ratios else None,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from fitscope.protocol import KEYS
+
 from ..base import Context, Finding, Rule, Severity, fmt, step_str
 
 # x100: a LinearLR(start_factor=0.01) warm-up ends exactly there; beyond it the ramp is a
@@ -66,7 +68,7 @@ def check(ctx: Context, p: Mapping[str, float]) -> Finding | None:
         what + ".",
         REMEDY,
         {
-            "series": ["lr/0", "train/loss"],
+            "series": [KEYS.LR_FIRST, KEYS.TRAIN_LOSS],
             "start_step": lr.ramp_since,
             "end_step": ctx.step,
             "lr": top,
