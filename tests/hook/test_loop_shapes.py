@@ -356,7 +356,8 @@ def test_a_custom_loss_is_taken_from_backward_unscaled_under_accumulation(app_se
 
 
 def test_nothing_captured_is_said_once(app_server, capfd):
-    from fitscope._watch import NO_LOSS_AFTER, NO_LOSS_KEY
+    from fitscope._watch import NO_LOSS_AFTER
+    from fitscope.protocol import KEYS
 
     torch.manual_seed(0)
     model = nn.Linear(4, 2)
@@ -370,7 +371,7 @@ def test_nothing_captured_is_said_once(app_server, capfd):
     run.finish()
     err = capfd.readouterr().err
     assert err.count("no training loss captured") == 1
-    assert app_server.series(run.id, NO_LOSS_KEY) == ([NO_LOSS_AFTER], [1.0])
+    assert app_server.series(run.id, KEYS.NO_LOSS_CAPTURED) == ([NO_LOSS_AFTER], [1.0])
     assert "train/loss" not in app_server.counts(run.id)
     alerts = app_server.api(f"/api/v1/runs/{run.id}/alerts")
     [alert] = [a for a in alerts if a["rule"] == "no_loss_captured"]
