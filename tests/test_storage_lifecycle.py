@@ -9,8 +9,8 @@ import orjson
 from sqlalchemy import text
 
 from fitscope_server.api.events import run_messages
-from fitscope_server.api.ingest import _announce
 from fitscope_server.db import make_engine
+from fitscope_server.ingest import announce
 from fitscope_server.models import AlertRow
 from fitscope_server.storage import events, points
 from fitscope_server.storage.runs import utcnow
@@ -105,16 +105,37 @@ def test_a_silent_run_becomes_crashed_and_speaking_again_revives_it(db_url, tmp_
         assert statuses == ["running"]  # consecutive run events collapse to the current state
 
 
+def test_series_ids_cached_before_another_process_deleted_the_run_are_not_used(client, db_url):
+    from fitscope_server.db import Database
+    from fitscope_server.storage import runs
+
+    _fill(client, "again")
+    other = Database(db_url)  # another server process: deletes the run and makes it again
+    try:
+        with other.write_session() as s:
+            runs.delete_run(s, "again")
+        with other.write_session() as s:
+            runs.create_run(s, "again", "p", "again", {})
+    finally:
+        other.dispose()
+    body = {"batch_id": "after", "scalars": {"train/loss": {"steps": [7], "values": [0.25]}}}
+    r = client.post("/api/v1/runs/again/batches", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"] == 1
+    series = client.get("/api/v1/runs/again/series", params={"key": "train/loss"}).json()
+    assert (series["steps"], series["values"]) == ([7], [0.25])
+
+
 def test_alerts_written_at_ingest_reach_the_stream(client):
     _fill(client, "al")
     db = client.app.state.db
     with db.session() as s:
         cursor = events.last_id(s)
-    with db.write_session() as s:  # what _store does around the diagnosis rules
+    with db.write_session() as s:  # what the ingest service does around the diagnosis rules
         started = utcnow()
         _alert_row(s, "al")
         s.flush()
-        _announce(s, "al", points.Stored(), started)
+        announce(s, "al", points.Stored(), started)
     msgs, new_cursor, deleted, more = run_messages(db, "al", cursor)
     assert new_cursor > cursor and not deleted and not more
     assert len(msgs) == 1 and msgs[0].startswith(b"id: ") and b"event: alerts\n" in msgs[0]

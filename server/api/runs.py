@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -11,7 +10,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints
 
 from ..live import mark_crashed
-from ..models import RunRow
 from ..schemas import (
     FinishIn,
     RunDetailOut,
@@ -22,53 +20,13 @@ from ..schemas import (
     WireFloat,
     checked_config,
 )
-from ..storage import points
 from ..storage import runs as store
 from ..storage import runs_table as table
 from ..walltime import last_time
 from .deps import DbDep, RunId, SettingsDep
+from .serialize import run_detail, run_out
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
-
-
-def run_out(row: RunRow) -> RunOut:
-    return RunOut(
-        id=row.id,
-        project=row.project,
-        name=row.name,
-        status=row.status,  # type: ignore[arg-type]
-        created_at=store.as_utc(row.created_at),
-        updated_at=store.as_utc(row.updated_at),
-        heartbeat_at=store.as_utc(row.heartbeat_at),
-        finished_at=store.as_utc(row.finished_at),
-        tags=table.load_tags(row.tags),
-        notes=row.notes or "",
-        last_step=row.last_step,
-        error=store.load_error(row.error),
-    )
-
-
-def _utc(seconds: object) -> datetime | None:
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        return None
-    try:
-        return datetime.fromtimestamp(float(seconds), tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
-def run_detail(row: RunRow, last_time: float | None = None) -> RunDetailOut:
-    """A run with its config; ``started_at`` from the hook's own clock where it sent one."""
-    out = run_out(row)
-    config = store.load_config(row.config)
-    meta = config.get("fitscope") if isinstance(config, dict) else None
-    started = _utc(meta.get("started_at")) if isinstance(meta, dict) else None
-    return RunDetailOut(
-        **out.model_dump(),
-        config=config,
-        started_at=started or out.created_at,
-        last_time=_utc(last_time),
-    )
 
 
 def _invalid(where: str, field: str, msg: str) -> RequestValidationError:
@@ -262,5 +220,5 @@ def finish(run_id: RunId, body: FinishIn, db: DbDep) -> RunOut:
 def delete(run_id: RunId, db: DbDep) -> Response:
     with db.write_session() as s:
         store.delete_run(s, run_id)
-    points.forget_run(db.cache, run_id)
+    db.cache.forget_run(run_id)
     return Response(status_code=204)
