@@ -4,14 +4,15 @@ and alerts written at ingest reaching the live stream's ``alerts`` event."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from fitscope_server.api.events import run_messages
 from fitscope_server.db import make_engine
 from fitscope_server.ingest import announce
-from fitscope_server.models import AlertRow
+from fitscope_server.models import AlertRow, RunRow
 from fitscope_server.storage import events, points
 from fitscope_server.storage.runs import utcnow
 
@@ -103,6 +104,29 @@ def test_a_silent_run_becomes_crashed_and_speaking_again_revives_it(db_url, tmp_
         msgs, _, _, _ = run_messages(app.state.db, "quiet", 0)
         statuses = [orjson.loads(m.split(b"data: ", 1)[1])["status"] for m in msgs]
         assert statuses == ["running"]  # consecutive run events collapse to the current state
+
+
+def test_reading_runs_never_writes_only_the_sweeper_marks_them_crashed(db_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from fitscope_server import Settings, create_app
+    from fitscope_server.live import sweep_once
+
+    settings = Settings(db_url=db_url, dir=tmp_path, heartbeat_timeout=3600, crash_check_s=3600)
+    app = create_app(settings)  # the sweeper's first look is 15 minutes away
+    with TestClient(app) as client:
+        client.post("/api/v1/runs", json={"id": "quiet", "name": "q"}).raise_for_status()
+        db = app.state.db
+        db.last_outage -= 7200  # as if the server had been up for two hours
+        with db.write_session() as s:
+            s.execute(update(RunRow).values(heartbeat_at=utcnow() - timedelta(hours=2)))
+            cursor = events.last_id(s)
+        assert client.get("/api/v1/runs").json()[0]["status"] == "running"
+        assert client.get("/api/v1/runs/quiet").json()["status"] == "running"
+        with db.session() as s:
+            assert events.last_id(s) == cursor  # no event: nothing was written
+        assert sweep_once(db, settings) == ["quiet"]
+        assert client.get("/api/v1/runs/quiet").json()["status"] == "crashed"
 
 
 def test_series_ids_cached_before_another_process_deleted_the_run_are_not_used(client, db_url):

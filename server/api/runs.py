@@ -9,7 +9,6 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints
 
-from ..live import mark_crashed
 from ..schemas import (
     FinishIn,
     RunDetailOut,
@@ -23,7 +22,7 @@ from ..schemas import (
 from ..storage import runs as store
 from ..storage import runs_table as table
 from ..walltime import last_time
-from .deps import DbDep, RunId, SettingsDep
+from .deps import DbDep, RunId
 from .serialize import run_detail, run_out
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
@@ -71,7 +70,6 @@ SORT_HELP = (
 )
 def list_runs(
     db: DbDep,
-    settings: SettingsDep,
     response: Response,
     project: str | None = Query(default=None, description="only this project"),
     status_: Literal["running", "finished", "crashed"] | None = Query(
@@ -122,7 +120,6 @@ def list_runs(
         rq.sort_metric()
     except ValueError as exc:
         raise _invalid("query", "metric", f"{exc}; sort is one of {SORT_HELP}") from None
-    mark_crashed(db, settings.heartbeat_timeout)
     with db.session() as s:
         rows, total = table.query(s, rq)
         response.headers["X-Total-Count"] = str(total)
@@ -156,8 +153,7 @@ def create_run(body: RunIn, db: DbDep, response: Response) -> RunDetailOut:
 
 
 @router.get("/{run_id}", response_model=RunDetailOut, summary="One run, with its config")
-def get_run(run_id: RunId, db: DbDep, settings: SettingsDep) -> RunDetailOut:
-    mark_crashed(db, settings.heartbeat_timeout)
+def get_run(run_id: RunId, db: DbDep) -> RunDetailOut:
     with db.session() as s:
         row = store.get_run(s, run_id)
         return run_detail(row, last_time(s, run_id))
