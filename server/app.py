@@ -21,14 +21,14 @@ from . import live, migrate
 from .api import alerts, catalog, events, export, health, ingest, runs, series
 from .api.deps import ERROR_RESPONSES
 from .db import Database, DatabaseBusy
-from .decode import BadBatch
+from .decode import BadBatch, everything_refused
 from .diagnosis import Diagnoser, Webhook
 from .login import mount_login
 from .middleware import BodyMiddleware, ProtocolMiddleware
 from .schemas import BatchIn
 from .security import SecurityMiddleware, allowed_hosts, configured_hosts
 from .settings import Settings
-from .storage import RunNotFound
+from .storage import RunNotFound, SeriesKindConflict
 from .throttle import Throttle
 from .web import mount_web
 
@@ -106,10 +106,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BadBatch)
     async def _bad_batch(_: Request, exc: BadBatch) -> JSONResponse:
-        body: dict = {"detail": str(exc)}
-        if exc.refused:
-            body["refused"] = exc.refused
-        return JSONResponse(body, status_code=exc.status)
+        return _batch_error(exc)
+
+    @app.exception_handler(SeriesKindConflict)
+    async def _kind_conflict(_: Request, exc: SeriesKindConflict) -> JSONResponse:
+        # answered as a batch in which nothing is acceptable: a 422 naming every refused key
+        return _batch_error(everything_refused(exc.refused))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:
@@ -139,6 +141,13 @@ def _add_error_handlers(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+
+def _batch_error(exc: BadBatch) -> JSONResponse:
+    body: dict = {"detail": str(exc)}
+    if exc.refused:
+        body["refused"] = exc.refused
+    return JSONResponse(body, status_code=exc.status)
 
 
 def _allowed_methods(app: FastAPI, scope: Any) -> set[str]:

@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .storage.points import SeriesCache
+
 
 class DatabaseBusy(Exception):
     """The database is locked or unreachable for now; the client should retry."""
@@ -78,7 +80,7 @@ class Database:
         # when the database was last unreachable (or this process started): runs without a
         # heartbeat are not marked crashed until a heartbeat timeout after it
         self.last_outage = time.monotonic()
-        self.cache: dict = {}  # storage-level caches (series ids), cleared when runs go
+        self.cache = SeriesCache()  # series ids this process has written to
         # called after a commit with the ids of the runs it changed (the live streams' wake-up)
         self.on_commit: list[Callable[[set[str]], None]] = []
 

@@ -178,9 +178,20 @@ def sweep_once(db: Database, settings: Settings) -> list[str]:
     return crashed
 
 
+MIN_SWEEP_S = 0.05  # however short the heartbeat timeout, the sweeper does not spin
+
+
+def sweep_interval(settings: Settings) -> float:
+    """Seconds between sweeps: ``crash_check_s``, or a quarter of the heartbeat timeout when
+    that is shorter, so a silent run shows as crashed within 1.25 timeouts.  The sweeper is
+    the only place runs are marked crashed: reads never write."""
+    return min(settings.crash_check_s, max(settings.heartbeat_timeout / 4, MIN_SWEEP_S))
+
+
 async def sweeper(db: Database, settings: Settings) -> None:
+    interval = sweep_interval(settings)
     while True:
-        await asyncio.sleep(settings.crash_check_s)
+        await asyncio.sleep(interval)
         try:
             await run_in_threadpool(sweep_once, db, settings)
         except Exception as exc:  # noqa: BLE001 - a busy database now is no reason to stop

@@ -15,26 +15,56 @@ summaries without reading their points.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 
-def reduce_units(
-    first_step: np.ndarray,
-    n: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    total: np.ndarray,
-    nfinite: np.ndarray,
-    nnan: np.ndarray,
-    max_points: int,
-) -> dict[str, np.ndarray]:
-    """Group consecutive units into at most ``max_points`` buckets of about equal point counts.
+@dataclass
+class Units:
+    """Summaries of consecutive runs of points, one element per unit, in step order.
 
     ``lo``/``hi`` are the min/max of a unit's non-NaN values (+inf/-inf when it has none),
-    ``total``/``nfinite`` the sum and count of its finite values.  A unit is never split,
-    so a bucket holds at least one unit and there may be fewer buckets than asked."""
+    ``total``/``nfinite`` the sum and count of its finite values, ``nnan`` its NaN count."""
+
+    first_step: np.ndarray
+    n: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    total: np.ndarray
+    nfinite: np.ndarray
+    nnan: np.ndarray
+    last_step: int | None = field(default=None, init=False)  # the highest step covered
+
+    def fields(
+        self,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return (self.first_step, self.n, self.lo, self.hi, self.total, self.nfinite, self.nnan)
+
+
+def point_units(steps: np.ndarray, values: np.ndarray) -> Units:
+    """Each point as a unit."""
+    nan = np.isnan(values)
+    fin = np.isfinite(values)
+    return Units(
+        steps,
+        np.ones(len(steps), dtype=np.int64),
+        np.where(nan, np.inf, values),
+        np.where(nan, -np.inf, values),
+        np.where(fin, values, 0.0),
+        fin.astype(np.int64),
+        nan.astype(np.int64),
+    )
+
+
+def reduce_units(u: Units, max_points: int) -> dict[str, np.ndarray]:
+    """Group consecutive units into at most ``max_points`` buckets of about equal point counts.
+
+    A unit is never split, so a bucket holds at least one unit and there may be fewer
+    buckets than asked."""
     if max_points <= 0:
         raise ValueError("max_points must be positive")
+    first_step, n, lo, hi, total, nfinite, nnan = u.fields()
     count = int(n.sum())
     pos = np.cumsum(n) - n  # index of each unit's first point
     bucket = (pos * max_points) // max(count, 1)
@@ -57,23 +87,6 @@ def reduce_units(
         "min": np.where(all_nan, np.nan, b_lo),
         "max": np.where(all_nan, np.nan, b_hi),
     }
-
-
-def point_units(
-    steps: np.ndarray, values: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each point as a unit for ``reduce_units``."""
-    nan = np.isnan(values)
-    fin = np.isfinite(values)
-    return (
-        steps,
-        np.ones(len(steps), dtype=np.int64),
-        np.where(nan, np.inf, values),
-        np.where(nan, -np.inf, values),
-        np.where(fin, values, 0.0),
-        fin.astype(np.int64),
-        nan.astype(np.int64),
-    )
 
 
 def reduce_points(steps: np.ndarray, values: np.ndarray, max_points: int) -> dict[str, np.ndarray]:

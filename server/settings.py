@@ -65,7 +65,10 @@ class Settings(BaseSettings):
         default=None, description="the dashboard's address, for links in notifications"
     )
     crash_check_s: float = Field(
-        default=5.0, gt=0, description="how often the server looks for runs without heartbeat"
+        default=5.0,
+        gt=0,
+        description="how often the server looks for runs without heartbeat (more often when a "
+        "quarter of heartbeat_timeout is shorter)",
     )
     live_poll_s: float = Field(
         default=0.5,

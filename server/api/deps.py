@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -8,6 +9,8 @@ from ..db import Database
 from ..diagnosis import Diagnoser
 from ..schemas import RUN_ID_PATTERN
 from ..settings import Settings
+
+WORKER = str(os.getpid())  # this server process, named by the X-Fitscope-Worker header
 
 
 def get_db(request: Request) -> Database:

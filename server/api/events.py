@@ -14,7 +14,6 @@ oldest retained event).  Floats are wire-encoded as everywhere.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -32,13 +31,11 @@ from ..storage import events, points
 from ..storage import histograms as hist_store
 from ..storage import runs as run_store
 from ..storage.errors import RunNotFound
-from .deps import DbDep, RunId, SettingsDep
-from .runs import run_out
-from .serialize import alert_json
+from .deps import WORKER, DbDep, RunId, SettingsDep
+from .serialize import alert_json, run_out
 
 router = APIRouter(prefix=API_PREFIX, tags=["live"])
 
-WORKER = str(os.getpid())
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
 BUSY_RETRY_S = 1.0  # a read that found the database busy is tried again after this
 BATCH = 200  # events read per round

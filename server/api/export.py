@@ -22,8 +22,7 @@ from ..storage import runs as run_store
 from ..storage.blocks import Block
 from ..walltime import WallClock
 from .deps import DbDep, RunId
-from .runs import run_detail
-from .serialize import alert_json
+from .serialize import alert_json, run_detail
 
 router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["export"])
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -11,8 +10,6 @@ from pydantic import StringConstraints
 
 from fitscope.protocol import API_PREFIX, encode_float
 
-from ..live import mark_crashed
-from ..models import RunRow
 from ..schemas import (
     FinishIn,
     RunDetailOut,
@@ -23,53 +20,13 @@ from ..schemas import (
     WireFloat,
     checked_config,
 )
-from ..storage import points
 from ..storage import runs as store
 from ..storage import runs_table as table
 from ..walltime import last_time
-from .deps import DbDep, RunId, SettingsDep
+from .deps import DbDep, RunId
+from .serialize import run_detail, run_out
 
 router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["runs"])
-
-
-def run_out(row: RunRow) -> RunOut:
-    return RunOut(
-        id=row.id,
-        project=row.project,
-        name=row.name,
-        status=row.status,  # type: ignore[arg-type]
-        created_at=store.as_utc(row.created_at),
-        updated_at=store.as_utc(row.updated_at),
-        heartbeat_at=store.as_utc(row.heartbeat_at),
-        finished_at=store.as_utc(row.finished_at),
-        tags=table.load_tags(row.tags),
-        notes=row.notes or "",
-        last_step=row.last_step,
-        error=store.load_error(row.error),
-    )
-
-
-def _utc(seconds: object) -> datetime | None:
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        return None
-    try:
-        return datetime.fromtimestamp(float(seconds), tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
-def run_detail(row: RunRow, last_time: float | None = None) -> RunDetailOut:
-    """A run with its config; ``started_at`` from the hook's own clock where it sent one."""
-    out = run_out(row)
-    config = store.load_config(row.config)
-    meta = config.get("fitscope") if isinstance(config, dict) else None
-    started = _utc(meta.get("started_at")) if isinstance(meta, dict) else None
-    return RunDetailOut(
-        **out.model_dump(),
-        config=config,
-        started_at=started or out.created_at,
-        last_time=_utc(last_time),
-    )
 
 
 def _invalid(where: str, field: str, msg: str) -> RequestValidationError:
@@ -112,7 +69,6 @@ SORT_HELP = (
 )
 def list_runs(
     db: DbDep,
-    settings: SettingsDep,
     response: Response,
     project: str | None = Query(default=None, description="only this project"),
     status_: Literal["running", "finished", "crashed"] | None = Query(
@@ -163,7 +119,6 @@ def list_runs(
         rq.sort_metric()
     except ValueError as exc:
         raise _invalid("query", "metric", f"{exc}; sort is one of {SORT_HELP}") from None
-    mark_crashed(db, settings.heartbeat_timeout)
     with db.session() as s:
         rows, total = table.query(s, rq)
         response.headers["X-Total-Count"] = str(total)
@@ -197,8 +152,7 @@ def create_run(body: RunIn, db: DbDep, response: Response) -> RunDetailOut:
 
 
 @router.get("/{run_id}", response_model=RunDetailOut, summary="One run, with its config")
-def get_run(run_id: RunId, db: DbDep, settings: SettingsDep) -> RunDetailOut:
-    mark_crashed(db, settings.heartbeat_timeout)
+def get_run(run_id: RunId, db: DbDep) -> RunDetailOut:
     with db.session() as s:
         row = store.get_run(s, run_id)
         return run_detail(row, last_time(s, run_id))
@@ -261,5 +215,5 @@ def finish(run_id: RunId, body: FinishIn, db: DbDep) -> RunOut:
 def delete(run_id: RunId, db: DbDep) -> Response:
     with db.write_session() as s:
         store.delete_run(s, run_id)
-    points.forget_run(db.cache, run_id)
+    db.cache.forget_run(run_id)
     return Response(status_code=204)

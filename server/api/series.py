@@ -15,7 +15,7 @@ from fitscope.protocol import API_PREFIX
 
 from ..decode import MAX_STEP
 from ..jsonout import JSONOut, wire
-from ..reduce import reduce_points, reduce_units
+from ..reduce import Units, reduce_points, reduce_units
 from ..schemas import HistogramsOut, KeyOut, SeriesOut
 from ..storage import histograms as hist_store
 from ..storage import points, summaries
@@ -79,7 +79,7 @@ def get_series(
     t0 = time.perf_counter()
     lo, hi = points.bounds(start, end, after)
     reduced: dict | None = None
-    units: summaries.Units | None = None
+    units: Units | None = None
     clock: WallClock | None = None
     with db.session() as s:
         if with_time:
@@ -98,7 +98,7 @@ def get_series(
     if max_points is not None and units is not None:
         total = int(units.n.sum())
         last_step = units.last_step
-        reduced = reduce_units(*units.fields(), max_points)
+        reduced = reduce_units(units, max_points)
     else:
         total = len(steps)
         last_step = int(steps[-1]) if total else None

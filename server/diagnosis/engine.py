@@ -100,7 +100,6 @@ class Engine:
         if d.skipped is not None:
             if d.skipped >= 0.5:
                 state.train.skipped_streak += 1
-                state.skipped_steps += 1
                 urgent = True
             else:
                 state.train.skipped_streak = 0

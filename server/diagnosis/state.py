@@ -54,7 +54,6 @@ class RunState:
     episodes: dict[str, Episode] = field(default_factory=dict)
     step: int = 0  # latest training step processed
     steps_seen: int = 0
-    skipped_steps: int = 0
 
     def to_json(self) -> Any:
         return _dump(self)

@@ -31,15 +31,6 @@ def mad(values: Sequence[float]) -> float:
     return median([abs(v - m) for v in finite(values)])
 
 
-def block_means(values: Sequence[float], n_blocks: int) -> list[float]:
-    """Means of ``n_blocks`` consecutive equal blocks (the first values left over are dropped)."""
-    size = len(values) // n_blocks
-    if size == 0:
-        return []
-    start = len(values) - size * n_blocks
-    return [mean(values[start + i * size : start + (i + 1) * size]) for i in range(n_blocks)]
-
-
 def theil_sen_slope(ys: Sequence[float]) -> float:
     """Median of pairwise slopes of ``ys`` against their index (robust trend)."""
     pts = [(i, y) for i, y in enumerate(ys) if math.isfinite(y)]

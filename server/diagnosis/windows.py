@@ -306,7 +306,6 @@ class LR:
     early_increase: bool = False  # some LR rose during the first steps (a warm-up)
     steps: int = 0
     zero_streak: int = 0  # consecutive steps where every LR is 0
-    decrease_step: int = 0
     jump_step: int = 0
     jump_group: str = ""
     jump_from: float = math.nan
@@ -357,8 +356,6 @@ class LR:
             self.zero_streak += 1
         else:
             self.zero_streak = 0
-        if dropped:
-            self.decrease_step = step
         return dropped
 
     def warming_up(self) -> bool:
@@ -414,7 +411,6 @@ class Evals:
     best_step: int = 0
     best_index: int = 0  # evaluation number (0-based) of the best loss
     best_acc: float = math.nan
-    best_train: float = math.nan  # training loss level at the best evaluation
     smooth_best: float = math.nan  # lowest 3-evaluation mean of the validation loss
     smooth_best_step: int = 0
     smooth_best_train: float = math.nan
@@ -435,7 +431,6 @@ class Evals:
             not math.isfinite(self.best_loss) or e.loss < self.best_loss * (1 - min_delta)
         ):
             self.best_loss, self.best_step, self.best_index = e.loss, e.step, self.count
-            self.best_train = e.train
         if math.isfinite(e.acc) and (not math.isfinite(self.best_acc) or e.acc > self.best_acc):
             self.best_acc = e.acc
         self.count += 1

@@ -1,5 +1,5 @@
 """All SQL of the server, one module per concern."""
 
-from .errors import RunNotFound
+from .errors import RunNotFound, SeriesKindConflict, StaleSeriesIds
 
-__all__ = ["RunNotFound"]
+__all__ = ["RunNotFound", "SeriesKindConflict", "StaleSeriesIds"]

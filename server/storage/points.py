@@ -9,16 +9,21 @@ overlapping blocks merged with it (a step written again takes the new value).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import Table, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..decode import BadBatch, Batch, everything_refused
 from ..models import PointBlockRow, SeriesRow
 from . import blocks, blockwrite, histograms, runs, runs_table
 from .blocks import Block
+from .errors import SeriesKindConflict, StaleSeriesIds
 from .upsert import insert_for
+
+if TYPE_CHECKING:  # annotations only: storage raises its own errors, never the decoder's
+    from ..decode import Batch
 
 CHUNK = 500  # bound IN-lists and multi-row statements
 CACHE_MAX = 200_000  # cached (run, key) -> series id entries per process
@@ -36,27 +41,58 @@ class Stored:
     histograms: list[tuple[str, int]] = field(default_factory=list)  # (key, step)
 
 
+class SeriesCache:
+    """(run, key) -> (series id, kind) of the series this process has written to, so that
+    a batch of known keys needs no lookup.  Bounded: emptied when it grows past
+    ``max_entries``.  The owner (``Database``) empties it when a transaction rolls back,
+    since ids cached in it (new series) may not exist."""
+
+    def __init__(self, max_entries: int = CACHE_MAX) -> None:
+        self.max_entries = max_entries
+        self._ids: dict[tuple[str, str], tuple[int, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def known(self, run_id: str, kinds: dict[str, str]) -> dict[str, int]:
+        """The cached ids of the keys in ``kinds`` (key -> kind) cached with that kind."""
+        found: dict[str, int] = {}
+        for k, kind in kinds.items():
+            hit = self._ids.get((run_id, k))
+            if hit is not None and hit[1] == kind:
+                found[k] = hit[0]
+        return found
+
+    def put(self, run_id: str, key: str, sid: int, kind: str) -> None:
+        if len(self._ids) >= self.max_entries:
+            self._ids.clear()
+        self._ids[(run_id, key)] = (sid, kind)
+
+    def forget_run(self, run_id: str) -> None:
+        """Drop a run's ids (it was deleted, or they proved stale)."""
+        for k in [k for k in self._ids if k[0] == run_id]:
+            self._ids.pop(k, None)
+
+    def clear(self) -> None:
+        self._ids.clear()
+
+
 def series_ids(
     s: Session,
     run_id: str,
     kinds: dict[str, str],
-    cache: dict | None = None,
-    refused: dict[str, str] | None = None,
+    cache: SeriesCache,
+    refused: dict[str, str],
 ) -> dict[str, int]:
     """Ids of the run's series named in ``kinds`` (key -> kind), created where missing.
 
-    A key already used with the other kind (scalar vs histogram) is a ``BadBatch``, or,
-    given ``refused``, noted there (key -> why) and left out."""
-    cache = {} if cache is None else cache
-    found: dict[str, int] = {}
-    for k, kind in kinds.items():
-        hit = cache.get((run_id, k))
-        if hit is not None and hit[1] == kind:
-            found[k] = hit[0]
+    A key already used with the other kind (scalar vs histogram) is noted in ``refused``
+    (key -> why) and left out."""
+    found = cache.known(run_id, kinds)
     missing = [k for k in kinds if k not in found]
     if missing:
         _lookup(s, run_id, missing, kinds, found, cache, refused)
-        absent = [k for k in missing if k not in found and k not in (refused or {})]
+        absent = [k for k in missing if k not in found and k not in refused]
         if absent:
             stmt = insert_for(s.get_bind().dialect.name, SeriesRow.__table__)
             s.execute(
@@ -72,12 +108,10 @@ def _lookup(
     run_id: str,
     names: list[str],
     kinds: dict[str, str],
-    found: dict,
-    cache: dict,
-    refused: dict[str, str] | None = None,
+    found: dict[str, int],
+    cache: SeriesCache,
+    refused: dict[str, str],
 ) -> None:
-    if len(cache) > CACHE_MAX:
-        cache.clear()
     for i in range(0, len(names), CHUNK):
         part = names[i : i + CHUNK]
         q = select(SeriesRow.id, SeriesRow.key, SeriesRow.kind).where(
@@ -85,35 +119,42 @@ def _lookup(
         )
         for sid, key, kind in s.execute(q):
             if kind != kinds[key]:
-                why = f"key {key!r} is a {kind} series, it cannot take {kinds[key]} data"
-                if refused is None:
-                    raise BadBatch(why)
-                refused[key] = why
+                refused[key] = f"key {key!r} is a {kind} series, it cannot take {kinds[key]} data"
                 continue
             found[key] = sid
-            cache[(run_id, key)] = (sid, kind)
+            cache.put(run_id, key, sid, kind)
 
 
-def forget_run(cache: dict, run_id: str) -> None:
-    """Drop a deleted run's cached series ids."""
-    for k in [k for k in cache if k[0] == run_id]:
-        cache.pop(k, None)
+def ingest(s: Session, run_id: str, batch: Batch, cache: SeriesCache | None = None) -> Stored:
+    """Store a batch once (by its ``batch_id``) and say what was written.
 
-
-def ingest(s: Session, run_id: str, batch: Batch, cache: dict | None = None) -> Stored:
-    """Store a batch once (by its ``batch_id``) and say what was written."""
+    ``SeriesKindConflict``: nothing of the batch is left to store.  ``StaleSeriesIds``: cached
+    ids proved stale (forgotten now); the caller rolls back and may try again."""
+    cache = SeriesCache() if cache is None else cache
     runs.touch(s, run_id)  # raises RunNotFound
     if not runs.claim_batch(s, run_id, batch.batch_id):
         return Stored(duplicate=True)
     kinds = {k: "scalar" for k in batch.scalars}
     for h in batch.histograms:
         kinds.setdefault(h.key, "histogram")
+    reused = bool(cache.known(run_id, kinds))
     ids = series_ids(s, run_id, kinds, cache, batch.refused)
     if batch.refused:  # keys of the other kind: left out, the rest is stored
         batch.scalars = {k: v for k, v in batch.scalars.items() if k in ids}
         batch.histograms = [h for h in batch.histograms if h.key in ids]
         if not batch.scalars and not batch.histograms:  # rolls the claim back: a 422
-            raise everything_refused(batch.refused)
+            raise SeriesKindConflict(batch.refused)
+    try:
+        return _write(s, run_id, batch, ids)
+    except _integrity_errors(s) as exc:
+        if not reused:
+            raise
+        # a cached id of a run deleted (and made again) by another server process
+        cache.forget_run(run_id)
+        raise StaleSeriesIds(run_id) from exc
+
+
+def _write(s: Session, run_id: str, batch: Batch, ids: dict[str, int]) -> Stored:
     out = Stored(points=batch.n_points)
     chunks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for key, (steps, values) in batch.scalars.items():
@@ -127,6 +168,13 @@ def ingest(s: Session, run_id: str, batch: Batch, cache: dict | None = None) -> 
     if batch.histograms:
         out.histograms = histograms.store(s, ids, batch.histograms)
     return out
+
+
+def _integrity_errors(s: Session) -> tuple[type[BaseException], ...]:
+    """SQLAlchemy's integrity error and the driver's own (the block writer runs statements
+    on the raw DBAPI connection)."""
+    raw = getattr(s.get_bind().dialect.dbapi, "IntegrityError", None)
+    return (IntegrityError, raw) if isinstance(raw, type) else (IntegrityError,)
 
 
 def load(s: Session, *where: object) -> list[Block]:
@@ -199,19 +247,6 @@ def read_arrays(
     lo, hi = bounds(start, end, after)
     st, va = blocks.concat(load(s, *in_range(sid, lo, hi)))
     return clip(st, va, lo, hi)
-
-
-def read_points(
-    s: Session,
-    run_id: str,
-    key: str,
-    start: int | None = None,
-    end: int | None = None,
-    after: int | None = None,
-) -> tuple[list[int], list[float]]:
-    """As ``read_arrays``, as Python lists."""
-    st, va = read_arrays(s, run_id, key, start, end, after)
-    return st.tolist(), va.tolist()
 
 
 def read_tail(s: Session, run_id: str, key: str, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,6 @@ from .errors import RunNotFound
 from .upsert import insert_for
 
 UTC = timezone.utc
-STATUSES = ("running", "finished", "crashed")
 
 
 def utcnow() -> datetime:

@@ -9,31 +9,15 @@ min/max, since summaries combine exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy.orm import Session
 
+from ..reduce import Units, point_units
 from . import blocks
 from .blockwrite import Raw
 from .points import BLOCKS, clip, load, series_id
-
-
-@dataclass
-class Units:
-    first_step: np.ndarray
-    n: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    total: np.ndarray
-    nfinite: np.ndarray
-    nnan: np.ndarray
-    last_step: int | None = field(default=None, init=False)  # the highest step covered
-
-    def fields(
-        self,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return (self.first_step, self.n, self.lo, self.hi, self.total, self.nfinite, self.nnan)
 
 
 @dataclass
@@ -102,10 +86,10 @@ def units(s: Session, m: Meta, start: int | None, end: int | None, level: str) -
     edge = m.ids[~whole].tolist()
     if edge:
         st, va = clip(*blocks.concat(load(s, BLOCKS.c.id.in_(edge))), start, end)
-        parts.append(_point_units(st, va))
+        parts.append(point_units(st, va))
         last += [int(st.max())] if len(st) else []
     if not parts:
-        parts.append(_point_units(*blocks.concat([])))
+        parts.append(point_units(*blocks.concat([])))
     u = Units(*(np.concatenate(col) for col in zip(*(p.fields() for p in parts), strict=True)))
     if len(parts) > 1:
         order = np.argsort(u.first_step, kind="stable")
@@ -142,18 +126,4 @@ def _chunk_level(
         r["sum"],
         r["nfinite"].astype(np.int64),
         r["nnan"].astype(np.int64),
-    )
-
-
-def _point_units(steps: np.ndarray, values: np.ndarray) -> Units:
-    nan = np.isnan(values)
-    fin = np.isfinite(values)
-    return Units(
-        steps,
-        np.ones(len(steps), dtype=np.int64),
-        np.where(nan, np.inf, values),
-        np.where(nan, -np.inf, values),
-        np.where(fin, values, 0.0),
-        fin.astype(np.int64),
-        nan.astype(np.int64),
     )

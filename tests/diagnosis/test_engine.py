@@ -114,3 +114,16 @@ def test_nonfinite_values_survive_the_state_round_trip() -> None:
     back = RunState.from_json(orjson.loads(orjson.dumps(st.to_json())))
     assert back.train.loss.values[0] == math.inf and math.isnan(back.train.loss.values[1])
     assert back.train.last_finite == 0.5
+
+
+def test_state_saved_with_fields_since_removed_still_loads() -> None:
+    st = RunState()
+    st.train.add(1, 0.5)
+    doc = orjson.loads(orjson.dumps(st.to_json()))
+    # fields that older servers wrote into every run's state and nothing read
+    doc["skipped_steps"] = 3
+    doc["lr"]["decrease_step"] = 40
+    doc["evals"]["best_train"] = 0.25
+    back = RunState.from_json(doc)
+    assert back.train.last_finite == 0.5
+    assert orjson.dumps(back.to_json()) == orjson.dumps(st.to_json())

@@ -105,6 +105,24 @@ def test_a_batch_with_nothing_acceptable_is_a_4xx_that_says_why(client):
     assert client.get("/api/v1/runs/r1/keys").json() == []
 
 
+def test_a_batch_whose_every_key_names_a_series_of_the_other_kind_is_a_422(client):
+    _run(client)
+    hist = (
+        '{"batch_id": "h", "histograms": [{"key": "h", "step": 1, "edges": [0, 1], "counts": [1]}]}'
+    )
+    assert _post(client, "r1", hist).status_code == 200
+    r = _post(client, "r1", '{"batch_id": "s", "scalars": {"h": {"steps": [1], "values": [1]}}}')
+    assert r.status_code == 422, r.text
+    why = "key 'h' is a histogram series, it cannot take scalar data"
+    assert r.json() == {
+        "detail": f"nothing in the batch could be stored: {why}",
+        "refused": {"h": why},
+    }
+    # nothing was kept of it, not even its batch id
+    ok = '{"batch_id": "s", "scalars": {"k": {"steps": [1], "values": [1]}}}'
+    assert _post(client, "r1", ok).json()["duplicate"] is False
+
+
 def test_every_gzip_member_is_decoded_and_trailing_junk_is_refused(client):
     _run(client)
     body = b'{"batch_id": "g", "scalars": {"x": {"steps": [1, 2], "values": [1, 2]}}}'

@@ -49,7 +49,7 @@ def test_the_point_path_matches_the_unit_path(n_out):
     values[1000:1100] = np.nan
     values[2000:2050] = np.inf
     fast = reduce_points(steps, values, n_out)
-    slow = reduce_units(*point_units(steps, values), n_out)
+    slow = reduce_units(point_units(steps, values), n_out)
     for k in ("steps", "values", "min", "max"):
         np.testing.assert_allclose(fast[k], slow[k])
     finite = reduce_points(steps, np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=-1.0), n_out)

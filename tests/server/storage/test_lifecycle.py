@@ -4,14 +4,15 @@ and alerts written at ingest reaching the live stream's ``alerts`` event."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from fitscope_server.api.events import run_messages
-from fitscope_server.api.ingest import _announce
 from fitscope_server.db import make_engine
-from fitscope_server.models import AlertRow
+from fitscope_server.ingest import announce
+from fitscope_server.models import AlertRow, RunRow
 from fitscope_server.storage import events, points
 from fitscope_server.storage.runs import utcnow
 
@@ -105,16 +106,60 @@ def test_a_silent_run_becomes_crashed_and_speaking_again_revives_it(db_url, tmp_
         assert statuses == ["running"]  # consecutive run events collapse to the current state
 
 
+def test_reading_runs_never_writes_only_the_sweeper_marks_them_crashed(db_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from fitscope_server import Settings, create_app
+    from fitscope_server.live import sweep_once
+
+    settings = Settings(db_url=db_url, dir=tmp_path, heartbeat_timeout=3600, crash_check_s=3600)
+    app = create_app(settings)  # the sweeper's first look is 15 minutes away
+    with TestClient(app) as client:
+        client.post("/api/v1/runs", json={"id": "quiet", "name": "q"}).raise_for_status()
+        db = app.state.db
+        db.last_outage -= 7200  # as if the server had been up for two hours
+        with db.write_session() as s:
+            s.execute(update(RunRow).values(heartbeat_at=utcnow() - timedelta(hours=2)))
+            cursor = events.last_id(s)
+        assert client.get("/api/v1/runs").json()[0]["status"] == "running"
+        assert client.get("/api/v1/runs/quiet").json()["status"] == "running"
+        with db.session() as s:
+            assert events.last_id(s) == cursor  # no event: nothing was written
+        assert sweep_once(db, settings) == ["quiet"]
+        assert client.get("/api/v1/runs/quiet").json()["status"] == "crashed"
+
+
+def test_series_ids_cached_before_another_process_deleted_the_run_are_not_used(client, db_url):
+    from fitscope_server.db import Database
+    from fitscope_server.storage import runs
+
+    _fill(client, "again")
+    other = Database(db_url)  # another server process: deletes the run and makes it again
+    try:
+        with other.write_session() as s:
+            runs.delete_run(s, "again")
+        with other.write_session() as s:
+            runs.create_run(s, "again", "p", "again", {})
+    finally:
+        other.dispose()
+    body = {"batch_id": "after", "scalars": {"train/loss": {"steps": [7], "values": [0.25]}}}
+    r = client.post("/api/v1/runs/again/batches", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"] == 1
+    series = client.get("/api/v1/runs/again/series", params={"key": "train/loss"}).json()
+    assert (series["steps"], series["values"]) == ([7], [0.25])
+
+
 def test_alerts_written_at_ingest_reach_the_stream(client):
     _fill(client, "al")
     db = client.app.state.db
     with db.session() as s:
         cursor = events.last_id(s)
-    with db.write_session() as s:  # what _store does around the diagnosis rules
+    with db.write_session() as s:  # what the ingest service does around the diagnosis rules
         started = utcnow()
         _alert_row(s, "al")
         s.flush()
-        _announce(s, "al", points.Stored(), started)
+        announce(s, "al", points.Stored(), started)
     msgs, new_cursor, deleted, more = run_messages(db, "al", cursor)
     assert new_cursor > cursor and not deleted and not more
     assert len(msgs) == 1 and msgs[0].startswith(b"id: ") and b"event: alerts\n" in msgs[0]
