@@ -27,9 +27,9 @@ def _constants(namespace: type) -> dict[str, str]:
 
 def _js_number(x: float) -> str:
     if math.isnan(x):
-        return "NaN"
+        return "Number.NaN"
     if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
+        return "Number.POSITIVE_INFINITY" if x > 0 else "Number.NEGATIVE_INFINITY"
     return json.dumps(x)
 
 
