@@ -37,6 +37,7 @@ from torch import nn
 
 import fitscope
 from fitscope._settings import ClientSettings
+from fitscope.protocol import KEYS
 from fitscope.testing import MockTransport
 
 
@@ -171,16 +172,15 @@ def main() -> int:
     if not live:
         print("INCONCLUSIVE: set_sync_debug_mode('error') did not catch a deliberate .item()")
         return 1
-    keys = ("train/loss", "grad_norm/total", "train/step_skipped", "val/accuracy")
+    keys = (KEYS.TRAIN_LOSS, KEYS.GRAD_NORM_TOTAL, KEYS.TRAIN_STEP_SKIPPED, KEYS.VAL_ACCURACY)
     pts = {k: len(transport.points(k)) for k in keys}
+    delivered = ", ".join(f"{k} {n}" for k, n in pts.items())
     print(
         f"OK: {watcher.step} watched steps, an evaluation pass and the flushes ran under "
         f"set_sync_debug_mode('error') with no host-device sync (torch {torch.__version__}, "
-        f"{torch.cuda.get_device_name()}); delivered afterwards: train/loss {pts.get('train/loss')}, "
-        f"grad_norm/total {pts.get('grad_norm/total')}, train/step_skipped "
-        f"{pts.get('train/step_skipped')}, val/accuracy {pts.get('val/accuracy')}"
+        f"{torch.cuda.get_device_name()}); delivered afterwards: {delivered}"
     )
-    expected = pts.get("train/loss") == watcher.step and pts.get("train/step_skipped") == 1
+    expected = pts[KEYS.TRAIN_LOSS] == watcher.step and pts[KEYS.TRAIN_STEP_SKIPPED] == 1
     return 0 if expected else 1
 
 

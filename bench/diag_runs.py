@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from fitscope._updates import due as update_due
+from fitscope.protocol import KEYS, PREFIXES
 
 CACHE = Path(os.environ.get("FITSCOPE_DIAG_BENCH_CACHE", "tmp/diag_bench"))
 VERSION = 5  # bump when the generation changes (invalidates the cache)
@@ -476,15 +477,15 @@ def generate(spec: Spec) -> dict[str, Any]:
         if per_epoch:
             epoch_losses.append(lv)
         else:
-            rec.add("train/loss", step, lv)
-            rec.add("lr/0", step, opt.param_groups[0]["lr"])
+            rec.add(KEYS.TRAIN_LOSS, step, lv)
+            rec.add(KEYS.LR_FIRST, step, opt.param_groups[0]["lr"])
             gn = {n: _norm(ps, True) for n, ps in mods.items()}
             fin = [v for v in gn.values() if not math.isnan(v)]
             if fin:
-                rec.add("grad_norm/total", step, math.sqrt(sum(v * v for v in fin)))
+                rec.add(KEYS.GRAD_NORM_TOTAL, step, math.sqrt(sum(v * v for v in fin)))
                 for n, v in gn.items():
                     if not math.isnan(v):
-                        rec.add(f"grad_norm/{n}", step, v)
+                        rec.add(f"{PREFIXES.GRAD_NORM}{n}", step, v)
         if cfg["clip"] is not None:
             torch.nn.utils.clip_grad_norm_(params, cfg["clip"])
         want_ratio = not per_epoch and update_due(step)
@@ -501,17 +502,17 @@ def generate(spec: Spec) -> dict[str, Any]:
                 w = sum(float((b**2).sum()) for b in before[n])
                 dw2, w2 = dw2 + d, w2 + w
                 if w > 0:
-                    rec.add(f"update_ratio/{n}", step, math.sqrt(d / w))
+                    rec.add(f"{PREFIXES.UPDATE_RATIO}{n}", step, math.sqrt(d / w))
             if w2 > 0:
-                rec.add("update_ratio/total", step, math.sqrt(dw2 / w2))
+                rec.add(KEYS.UPDATE_RATIO_TOTAL, step, math.sqrt(dw2 / w2))
         if not per_epoch and step % 50 == 0:
             for n, ps in mods.items():
-                rec.add(f"param_norm/{n}", step, _norm(ps, False))
+                rec.add(f"{PREFIXES.PARAM_NORM}{n}", step, _norm(ps, False))
         if step % every == 0:
             at = step // every if per_epoch else step
             if per_epoch:
                 fin = [v for v in epoch_losses if math.isfinite(v)]
-                rec.add("train/loss", at, sum(fin) / len(fin) if fin else math.nan)
+                rec.add(KEYS.TRAIN_LOSS, at, sum(fin) / len(fin) if fin else math.nan)
                 epoch_losses = []
             _evaluate(rec, model, crit, arch, val, k, at, label_counts, per_epoch)
             label_counts = torch.zeros(k)
@@ -562,23 +563,23 @@ def _evaluate(
         loss = float(nn.functional.cross_entropy(logits, y))
         acc = float((logits.argmax(-1) == y).double().mean())
     model.train()
-    rec.add("val/loss", step, loss)
-    rec.add("val/accuracy", step, acc)
+    rec.add(KEYS.VAL_LOSS, step, loss)
+    rec.add(KEYS.VAL_ACCURACY, step, acc)
     if per_epoch or not bool(torch.isfinite(logits).all()):
         return
     counts, correct, csum = _conf_hist(logits, y)
     edges = [i / BINS for i in range(BINS + 1)]
     rec.hists.append(
         (
-            "val/confidence",
+            KEYS.VAL_CONFIDENCE,
             step,
             {"edges": edges, "counts": counts, "correct": correct, "conf_sum": csum},
         )
     )
-    rec.hists.append(("train/labels", step, {"counts": train_counts.tolist(), "edges": []}))
+    rec.hists.append((KEYS.TRAIN_LABELS, step, {"counts": train_counts.tolist(), "edges": []}))
     rec.hists.append(
         (
-            "val/labels",
+            KEYS.VAL_LABELS,
             step,
             {"counts": torch.bincount(y, minlength=k)[:k].float().tolist(), "edges": []},
         )

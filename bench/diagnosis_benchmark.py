@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.diag_runs import Spec, Truth, ci_specs, load, specs, truth
+from fitscope.protocol import KEYS
 from fitscope_server.diagnosis import RULES, Engine, Facts, RunState
 
 LOUD = ("warning", "critical")
@@ -149,7 +150,7 @@ def score(spec: Spec, run: dict[str, Any]) -> Outcome:
         out.first_loud = raises[0][0]
         out.root_of_first = _root(state, raises[0][0])
     out.open_at_end = {r for r, ep in state.episodes.items() if ep.status == "open"}
-    val = run["scalars"].get("val/loss")
+    val = run["scalars"].get(KEYS.VAL_LOSS)
     if val:
         ss, vs = val
         out.eval_steps = list(ss)

@@ -16,6 +16,7 @@ import time
 
 import orjson
 
+from fitscope.protocol import KEYS, PREFIXES
 from fitscope_server.diagnosis import Engine, Facts, RunState
 
 
@@ -34,14 +35,14 @@ def main() -> None:
     for lo in range(1, a.steps + 1, a.batch):
         steps = list(range(lo, min(a.steps, lo + a.batch - 1) + 1))
         loss = [2.3 * math.exp(-s / 3000) + 0.1 + 0.05 * rnd.random() for s in steps]
-        sc = {"train/loss": (steps, loss), "lr/0": (steps, [0.1] * len(steps))}
+        sc = {KEYS.TRAIN_LOSS: (steps, loss), KEYS.LR_FIRST: (steps, [0.1] * len(steps))}
         g = [1 + 0.3 * rnd.random() for _ in steps]
-        sc["grad_norm/total"] = (steps, g)
+        sc[KEYS.GRAD_NORM_TOTAL] = (steps, g)
         for name in layers:
-            sc[f"grad_norm/{name}"] = (steps, [x / a.layers for x in g])
+            sc[f"{PREFIXES.GRAD_NORM}{name}"] = (steps, [x / a.layers for x in g])
         ev = [s for s in steps if s % 250 == 0]
         if ev:
-            sc["val/loss"] = (ev, [loss[steps.index(s)] + 0.1 for s in ev])
+            sc[KEYS.VAL_LOSS] = (ev, [loss[steps.index(s)] + 0.1 for s in ev])
         t, c = time.perf_counter(), time.process_time()
         state = RunState.from_json(orjson.loads(orjson.dumps(doc)))
         engine.process(state, facts, sc, [])

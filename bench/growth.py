@@ -27,6 +27,7 @@ import orjson
 
 from bench._common import database
 from bench.query import server_ms
+from fitscope.protocol import paths
 from tests.support.servers import ServerProcess
 
 H = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
@@ -47,7 +48,7 @@ def post_series(c: httpx.Client, run: str, key: str, first: int, n: int, per: in
             },
         }
         c.post(
-            f"/api/v1/runs/{run}/batches", content=gzip.compress(orjson.dumps(body), 1), headers=H
+            paths.batches(run), content=gzip.compress(orjson.dumps(body), 1), headers=H
         ).raise_for_status()
     return time.perf_counter() - t0
 
@@ -73,14 +74,14 @@ def points_per_run(base: str, sizes: list[int]) -> None:
     with httpx.Client(base_url=base, timeout=600) as c:
         for n in sizes:
             run = f"p{n}"
-            c.post("/api/v1/runs", json={"id": run, "name": run}).raise_for_status()
+            c.post(paths.RUNS, json={"id": run, "name": run}).raise_for_status()
             took = post_series(c, run, "loss", 1, n, min(n, 100_000))
-            path = f"/api/v1/runs/{run}/series"
+            path = paths.series(run)
             red = med_server(c, path, {"key": "loss", "max_points": 1000})
             mid = n // 2
             zoom = med_server(c, path, {"key": "loss", "start": mid, "end": mid + 999})
             tail = med_server(c, path, {"key": "loss", "after": n - 100})
-            keys = med_client(c, f"/api/v1/runs/{run}/keys")
+            keys = med_client(c, paths.keys(run))
             print(
                 f"{n:>10,} {n / took:>13,.0f} {red:>13.1f} {zoom:>13.1f} {tail:>9.1f} {keys:>7.1f}"
             )
@@ -96,22 +97,22 @@ def number_of_runs(base: str, counts: list[int]) -> None:
         for target in counts:
             while have < target:
                 run = f"r{have}"
-                c.post("/api/v1/runs", json={"id": run, "name": run}).raise_for_status()
+                c.post(paths.RUNS, json={"id": run, "name": run}).raise_for_status()
                 scalars = {
                     f"k{k}": {"steps": list(range(1, 1001)), "values": [float(k)] * 1000}
                     for k in range(10)
                 }
                 body = gzip.compress(orjson.dumps({"batch_id": f"{run}-0", "scalars": scalars}), 1)
-                c.post(f"/api/v1/runs/{run}/batches", content=body, headers=H).raise_for_status()
+                c.post(paths.batches(run), content=body, headers=H).raise_for_status()
                 have += 1
-            lst = med_client(c, "/api/v1/runs")
+            lst = med_client(c, paths.RUNS)
             probe = f"probe{target}"
-            c.post("/api/v1/runs", json={"id": probe, "name": probe}).raise_for_status()
+            c.post(paths.RUNS, json={"id": probe, "name": probe}).raise_for_status()
             t0 = time.perf_counter()
             post_series(c, probe, "loss", 1, 10_000, 10_000)
             ing = (time.perf_counter() - t0) * 1000
-            c.delete(f"/api/v1/runs/{probe}").raise_for_status()
-            red = med_server(c, "/api/v1/runs/r0/series", {"key": "k3", "max_points": 100})
+            c.delete(paths.run(probe)).raise_for_status()
+            red = med_server(c, paths.series("r0"), {"key": "k3", "max_points": 100})
             print(f"{target:>6,} {lst:>10.1f} {ing:>15.1f} {red:>12.1f}")
 
 

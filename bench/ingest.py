@@ -29,6 +29,7 @@ import numpy as np
 import orjson
 
 from bench._common import cpu_seconds, database, percentiles
+from fitscope.protocol import NAN, paths
 from tests.support.servers import ServerProcess
 
 
@@ -42,7 +43,7 @@ def make_bodies(run: int, n_batches: int, keys: int, steps: int, seed: int) -> l
         for k in range(keys):
             vals: list[float | str] = rng.normal(1.0, 0.1, steps).tolist()
             if k == 0 and b % 7 == 3:
-                vals[steps // 2] = "NaN"
+                vals[steps // 2] = NAN
             scalars[f"bench/key{k:02d}"] = {"steps": step_list, "values": vals}
         body = orjson.dumps({"batch_id": f"r{run}-b{b}", "scalars": scalars})
         out.append(gzip.compress(body, compresslevel=1))
@@ -64,7 +65,7 @@ def sender(
         if time.perf_counter() >= stop_at:
             break
         t0 = time.perf_counter()
-        conn.request("POST", f"/api/v1/runs/{run_id}/batches", body=body, headers=headers)
+        conn.request("POST", paths.batches(run_id), body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         lat.append(time.perf_counter() - t0)
@@ -137,7 +138,7 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
         for r in range(args.runs):
             rid = f"bench{r}"
             httpx.post(
-                f"{base}/api/v1/runs", json={"id": rid, "name": rid, "project": "bench"}
+                f"{base}{paths.RUNS}", json={"id": rid, "name": rid, "project": "bench"}
             ).raise_for_status()
             run_ids.append(rid)
         load0 = os.getloadavg()
@@ -178,7 +179,7 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
         )
         print(f"load average    {load0[0]:.2f} before, {load1[0]:.2f} after (2 cores, shared)")
         # check what was stored, through the API
-        keys = httpx.get(f"{base}/api/v1/runs/{run_ids[0]}/keys", timeout=60).json()
+        keys = httpx.get(f"{base}{paths.keys(run_ids[0])}", timeout=60).json()
         print(f"stored check    run 0 key00 has {keys[0]['count']:,} points")
     finally:
         srv.stop()

@@ -26,6 +26,7 @@ import orjson
 from bench._common import database, percentiles
 from fitscope._messages import Message, headers
 from fitscope._transport import HTTPTransport
+from fitscope.protocol import paths
 from tests.support.servers import ServerProcess
 
 
@@ -70,13 +71,13 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
     port = srv.port
     base = f"http://127.0.0.1:{port}"
     try:
-        httpx.post(f"{base}/api/v1/runs", json={"id": "live", "name": "live"}).raise_for_status()
+        httpx.post(f"{base}{paths.RUNS}", json={"id": "live", "name": "live"}).raise_for_status()
         arrived: dict[int, float] = {}
         ready = threading.Event()
         worker: list[str] = []
         t = threading.Thread(
             target=listen,
-            args=(f"{base}/api/v1/runs/live/events", arrived, ready, worker),
+            args=(base + paths.run_events("live"), arrived, ready, worker),
             daemon=True,
         )
         t.start()
@@ -90,7 +91,7 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
             scalars = {"bench/live": {"steps": steps, "values": [1.0] * 10}}
             for k in range(1, args.keys):
                 scalars[f"bench/k{k}"] = {"steps": steps, "values": [0.5] * 10}
-            msg = Message("POST", "/api/v1/runs/live/batches", {"scalars": scalars})
+            msg = Message("POST", paths.batches("live"), {"scalars": scalars})
             msg.payload["batch_id"] = msg.id
             body = msg.body()
             sent[steps[-1]] = time.perf_counter()

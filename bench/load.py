@@ -38,9 +38,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench._common import cpu_seconds
+from fitscope.protocol import KEYS, PREFIXES, paths
 from tests.support.servers import ServerProcess
 
-KEYS = ["train/loss", "grad_norm/total", "lr/0", "grad_norm/fc1", "grad_norm/fc2"]
+# the series each sender posts, named like the hook's
+SERIES = [
+    KEYS.TRAIN_LOSS,
+    KEYS.GRAD_NORM_TOTAL,
+    KEYS.LR_FIRST,
+    f"{PREFIXES.GRAD_NORM}fc1",
+    f"{PREFIXES.GRAD_NORM}fc2",
+]
 
 
 @dataclass
@@ -103,10 +111,10 @@ def _sender(
     _request(
         conn,
         "POST",
-        "/api/v1/runs",
+        paths.RUNS,
         json.dumps({"id": run_id, "name": f"load-{run_id[:6]}", "project": "load"}).encode(),
     )
-    per_key = max(1, points // len(KEYS))
+    per_key = max(1, points // len(SERIES))
     step = 0
     sent = requests = errors = 0
     lat: list[float] = []
@@ -117,15 +125,13 @@ def _sender(
         body = {
             "batch_id": uuid.uuid4().hex,
             "scalars": {
-                k: {"steps": steps, "values": [random.random() for _ in steps]} for k in KEYS
+                k: {"steps": steps, "values": [random.random() for _ in steps]} for k in SERIES
             },
         }
         payload = gzip.compress(json.dumps(body).encode(), 1)
         for _attempt in range(20):  # retried like the hook: same batch id, so stored once
             try:
-                status, _ = _request(
-                    conn, "POST", f"/api/v1/runs/{run_id}/batches", payload, gz=True
-                )
+                status, _ = _request(conn, "POST", paths.batches(run_id), payload, gz=True)
             except OSError:
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -136,9 +142,9 @@ def _sender(
             time.sleep(0.2)
         lat.append((time.monotonic() - t0) * 1000)
         requests += 1
-        sent += per_key * len(KEYS)
+        sent += per_key * len(SERIES)
         time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - t0)))
-    _request(conn, "POST", f"/api/v1/runs/{run_id}/finish", b"{}")
+    _request(conn, "POST", paths.finish(run_id), b"{}")
     conn.close()
     with lock:
         out["sent"] += sent
@@ -151,11 +157,11 @@ def _prober(port: int, run_ids: list[str], stop_at: float, out: list[float]) -> 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     while time.monotonic() < stop_at:
         t0 = time.monotonic()
-        _request(conn, "GET", "/api/v1/runs")
+        _request(conn, "GET", paths.RUNS)
         _request(
             conn,
             "GET",
-            f"/api/v1/runs/{random.choice(run_ids)}/series?key=train/loss&max_points=1000",
+            f"{paths.series(random.choice(run_ids))}?key={KEYS.TRAIN_LOSS}&max_points=1000",
         )
         out.append((time.monotonic() - t0) * 1000)
         time.sleep(0.25)
@@ -196,7 +202,7 @@ def run_load(
         stored = 0
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for r in run_ids:
-            status, body = _request(conn, "GET", f"/api/v1/runs/{r}/keys")
+            status, body = _request(conn, "GET", paths.keys(r))
             if status == 200:
                 stored += sum(k["count"] for k in json.loads(body))
         conn.close()
@@ -294,7 +300,7 @@ async def _hold_stream(
 
 
 def _stream_clients(
-    port: int, paths: list[str], ready: threading.Event, stop_at: float, state: dict
+    port: int, stream_paths: list[str], ready: threading.Event, stop_at: float, state: dict
 ) -> None:
     """Open every stream (50 at a time), signal ``ready``, hold them until ``stop_at``."""
 
@@ -303,13 +309,13 @@ def _stream_clients(
         opened, events = [0], [0]
         state["opened"], state["events"] = opened, events
         tasks = []
-        for i in range(0, len(paths), 50):
+        for i in range(0, len(stream_paths), 50):
             tasks += [
                 asyncio.ensure_future(_hold_stream(port, p, opened, events, stop))
-                for p in paths[i : i + 50]
+                for p in stream_paths[i : i + 50]
             ]
             deadline = time.monotonic() + 30
-            while opened[0] < min(i + 50, len(paths)) and time.monotonic() < deadline:
+            while opened[0] < min(i + 50, len(stream_paths)) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         ready.set()
         while time.monotonic() < stop_at:
@@ -325,7 +331,7 @@ def _health_prober(port: int, stop_at: float, out: list[float]) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     while time.monotonic() < stop_at:
         t0 = time.monotonic()
-        _request(conn, "GET", "/api/v1/health")
+        _request(conn, "GET", paths.HEALTH)
         out.append((time.monotonic() - t0) * 1000)
         time.sleep(0.05)
     conn.close()
@@ -339,11 +345,12 @@ def _writer(port: int, run_ids: list[str], rate: float, stop_at: float, out: dic
         rid = run_ids[n % len(run_ids)]
         steps = list(range(n * 10, n * 10 + 10))
         body = json.dumps(
-            {"batch_id": f"w{n}", "scalars": {"train/loss": {"steps": steps, "values": [1.0] * 10}}}
+            {
+                "batch_id": f"w{n}",
+                "scalars": {KEYS.TRAIN_LOSS: {"steps": steps, "values": [1.0] * 10}},
+            }
         ).encode()
-        status, _ = _request(
-            conn, "POST", f"/api/v1/runs/{rid}/batches", gzip.compress(body), gz=True
-        )
+        status, _ = _request(conn, "POST", paths.batches(rid), gzip.compress(body), gz=True)
         out["writes"] += 1
         out["errors"] += status != 200
         n += 1
@@ -368,15 +375,15 @@ def run_streams(
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         run_ids = [uuid.uuid4().hex for _ in range(max(1, streams // 2))]
         for r in run_ids:
-            _request(conn, "POST", "/api/v1/runs", json.dumps({"id": r, "name": "s"}).encode())
+            _request(conn, "POST", paths.RUNS, json.dumps({"id": r, "name": "s"}).encode())
         conn.close()
-        paths = [f"/api/v1/runs/{r}/events" for r in run_ids]
-        paths += ["/api/v1/events/runs"] * (streams - len(paths))
+        stream_paths = [paths.run_events(r) for r in run_ids]
+        stream_paths += [paths.EVENTS] * (streams - len(stream_paths))
         ready = threading.Event()
         state: dict = {}
         open_until = time.monotonic() + 30 + streams * 0.1 + seconds
         clients = threading.Thread(
-            target=_stream_clients, args=(port, paths, ready, open_until, state), daemon=True
+            target=_stream_clients, args=(port, stream_paths, ready, open_until, state), daemon=True
         )
         clients.start()
         ready.wait(30 + streams * 0.1)

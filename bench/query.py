@@ -26,14 +26,15 @@ import numpy as np
 import orjson
 
 from bench._common import database
+from fitscope.protocol import KEYS, paths
 from tests.support.servers import ServerProcess
 
-KEY = "grad_norm/total"
+KEY = KEYS.GRAD_NORM_TOTAL
 
 
 def fill(base: str, run_id: str, n: int, spike_at: int, per: int = 200_000) -> float:
     """Store n points (steps 1..n) in batches of ``per``; returns seconds taken."""
-    httpx.post(f"{base}/api/v1/runs", json={"id": run_id, "name": run_id}).raise_for_status()
+    httpx.post(f"{base}{paths.RUNS}", json={"id": run_id, "name": run_id}).raise_for_status()
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     with httpx.Client(timeout=120) as c:
@@ -47,7 +48,7 @@ def fill(base: str, run_id: str, n: int, spike_at: int, per: int = 200_000) -> f
                 "scalars": {KEY: {"steps": list(range(i + 1, i + m + 1)), "values": vals.tolist()}},
             }
             c.post(
-                f"{base}/api/v1/runs/{run_id}/batches",
+                f"{base}{paths.batches(run_id)}",
                 content=gzip.compress(orjson.dumps(body), 1),
                 headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
             ).raise_for_status()
@@ -95,7 +96,7 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
         took = fill(base, "q", n, spike)
         print(f"database   {db.split('://')[0]}; stored {n:,} points in {took:.1f} s")
         print(f"load avg   {os.getloadavg()[0]:.2f} (2 cores, shared)")
-        url = f"{base}/api/v1/runs/q/series"
+        url = base + paths.series("q")
         print(f"{'query':44s} {'server ms':>10s} {'client ms':>10s}  check")
         with httpx.Client(timeout=300) as c:
             for mp in (500, 1000, 2000, 4000):
@@ -120,7 +121,7 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
             t0 = time.perf_counter()
             size = 0
             with c.stream(
-                "GET", f"{base}/api/v1/runs/q/export", params={"key": KEY, "format": "csv"}
+                "GET", base + paths.export("q"), params={"key": KEY, "format": "csv"}
             ) as r:
                 for chunk in r.iter_bytes():
                     size += len(chunk)

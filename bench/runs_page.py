@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import database
+from fitscope.protocol import KEYS, paths
 from tests.support.servers import ServerProcess
 from tests.support.web import CHROMIUM_ARGS, chromium_path
 
@@ -61,15 +62,15 @@ def fill(db_url: str, n: int) -> float:
                         {
                             "batch_id": "b1",
                             "scalars": {
-                                "train/loss": {
+                                KEYS.TRAIN_LOSS: {
                                     "steps": steps,
                                     "values": [2.0 / (1 + s_ / (10 + i % 50)) for s_ in steps],
                                 },
-                                "val/loss": {
+                                KEYS.VAL_LOSS: {
                                     "steps": val_steps,
                                     "values": [1.0 + (i % 97) / 100 - s_ / 400 for s_ in val_steps],
                                 },
-                                "val/accuracy": {
+                                KEYS.VAL_ACCURACY: {
                                     "steps": val_steps,
                                     "values": [
                                         0.5 + (i % 89) / 200 + s_ / 1000 for s_ in val_steps
@@ -115,30 +116,31 @@ def timed(fn, repeat: int) -> tuple[float, float]:  # noqa: ANN001
 def api_numbers(url: str, n: int) -> None:
     import httpx
 
-    cols = [("metric", "best:val/loss"), ("metric", "last:val/accuracy")]
+    best_val_loss, last_val_accuracy = f"best:{KEYS.VAL_LOSS}", f"last:{KEYS.VAL_ACCURACY}"
+    cols = [("metric", best_val_loss), ("metric", last_val_accuracy)]
     cases: dict[str, list[tuple[str, Any]]] = {
         "first page (50, 2 metric columns)": [("limit", "50"), *cols],
         "search by name q=sweep-0123": [("q", "sweep-0123"), ("limit", "50"), *cols],
         "search by tag q=seed-1": [("q", "seed-1"), ("limit", "50"), *cols],
         f"page at offset {n // 2}": [("limit", "50"), ("offset", str(n // 2)), *cols],
-        "sort all by best:val/loss": [("sort", "best:val/loss"), ("limit", "50"), *cols],
-        "sort all by last:val/accuracy": [("sort", "last:val/accuracy"), ("limit", "50"), *cols],
+        f"sort all by {best_val_loss}": [("sort", best_val_loss), ("limit", "50"), *cols],
+        f"sort all by {last_val_accuracy}": [("sort", last_val_accuracy), ("limit", "50"), *cols],
         "sort all by health": [("sort", "health"), ("limit", "50"), *cols],
         "sort all by step": [("sort", "step"), ("limit", "50"), *cols],
         "filter health=problem": [("health", "problem"), ("limit", "50"), *cols],
     }
     with httpx.Client(base_url=url, timeout=60) as c:
-        total = c.get("/api/v1/runs", params={"limit": 1}).headers["X-Total-Count"]
+        total = c.get(paths.RUNS, params={"limit": 1}).headers["X-Total-Count"]
         print(f"runs in the database: {int(total):,}")
         for name, params in cases.items():
-            r = c.get("/api/v1/runs", params=params)
+            r = c.get(paths.RUNS, params=params)
             r.raise_for_status()
-            med, worst = timed(lambda p=params: c.get("/api/v1/runs", params=p), 9)
+            med, worst = timed(lambda p=params: c.get(paths.RUNS, params=p), 9)
             print(
                 f"API  {name:<38} {med:7.1f} ms median, {worst:7.1f} ms worst"
                 f"  ({len(r.json())} rows of {r.headers['X-Total-Count']})"
             )
-        med, worst = timed(lambda: c.get("/api/v1/runs"), 3)
+        med, worst = timed(lambda: c.get(paths.RUNS), 3)
         print(
             f"API  {'no parameters (1,000 runs, as before)':<38} {med:7.1f} ms median, {worst:7.1f} ms worst"
         )

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fitscope.protocol import KEYS, paths
 from tests.support.servers import ServerProcess
 from tests.support.web import CHROMIUM_ARGS, chromium_path, create_run, send_points
 
@@ -45,10 +46,10 @@ def main() -> None:
         values = (
             (s, 1e4 if s == spike else 1.0 + 0.5 * math.sin(s / 5000)) for s in range(1, n + 1)
         )
-        send_points(srv.url, run_id, "train/loss", values)
+        send_points(srv.url, run_id, KEYS.TRAIN_LOSS, values)
         print(f"ingest {n:,} points through the API: {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
-        srv.api(f"/api/v1/runs/{run_id}/series", key="train/loss", max_points=2000)
+        srv.api(paths.series(run_id), key=KEYS.TRAIN_LOSS, max_points=2000)
         print(f"server: reduced series answered in {time.perf_counter() - t0:.2f} s")
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
