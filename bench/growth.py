@@ -27,7 +27,7 @@ import orjson
 
 from bench._common import database
 from bench.query import server_ms
-from fitscope.protocol import paths
+from fitscope.protocol import batch_body, paths
 from tests.support.servers import ServerProcess
 
 H = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
@@ -38,15 +38,16 @@ def post_series(c: httpx.Client, run: str, key: str, first: int, n: int, per: in
     t0 = time.perf_counter()
     for i in range(0, n, per):
         m = min(per, n - i)
-        body = {
-            "batch_id": f"{run}-{key}-{first + i}",
-            "scalars": {
+        body = batch_body(
+            f"{run}-{key}-{first + i}",
+            {
                 key: {
                     "steps": list(range(first + i, first + i + m)),
                     "values": rng.normal(1, 0.1, m).tolist(),
                 }
             },
-        }
+            [],
+        )
         c.post(
             paths.batches(run), content=gzip.compress(orjson.dumps(body), 1), headers=H
         ).raise_for_status()
@@ -102,7 +103,7 @@ def number_of_runs(base: str, counts: list[int]) -> None:
                     f"k{k}": {"steps": list(range(1, 1001)), "values": [float(k)] * 1000}
                     for k in range(10)
                 }
-                body = gzip.compress(orjson.dumps({"batch_id": f"{run}-0", "scalars": scalars}), 1)
+                body = gzip.compress(orjson.dumps(batch_body(f"{run}-0", scalars, [])), 1)
                 c.post(paths.batches(run), content=body, headers=H).raise_for_status()
                 have += 1
             lst = med_client(c, paths.RUNS)

@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 
 from bench._common import cpu_seconds, database, percentiles
-from fitscope.protocol import NAN, paths
+from fitscope.protocol import NAN, batch_body, paths
 from tests.support.servers import ServerProcess
 
 
@@ -45,7 +45,7 @@ def make_bodies(run: int, n_batches: int, keys: int, steps: int, seed: int) -> l
             if k == 0 and b % 7 == 3:
                 vals[steps // 2] = NAN
             scalars[f"bench/key{k:02d}"] = {"steps": step_list, "values": vals}
-        body = orjson.dumps({"batch_id": f"r{run}-b{b}", "scalars": scalars})
+        body = orjson.dumps(batch_body(f"r{run}-b{b}", scalars, []))
         out.append(gzip.compress(body, compresslevel=1))
     return out
 

@@ -26,7 +26,7 @@ import orjson
 from bench._common import database, percentiles
 from fitscope._messages import Message, headers
 from fitscope._transport import HTTPTransport
-from fitscope.protocol import paths
+from fitscope.protocol import batch_body, paths
 from tests.support.servers import ServerProcess
 
 
@@ -91,8 +91,8 @@ def bench(args: argparse.Namespace, db: str, tmp: Path) -> None:
             scalars = {"bench/live": {"steps": steps, "values": [1.0] * 10}}
             for k in range(1, args.keys):
                 scalars[f"bench/k{k}"] = {"steps": steps, "values": [0.5] * 10}
-            msg = Message("POST", paths.batches("live"), {"scalars": scalars})
-            msg.payload["batch_id"] = msg.id
+            msg = Message("POST", paths.batches("live"), {})
+            msg.payload = batch_body(msg.id, scalars, [])
             body = msg.body()
             sent[steps[-1]] = time.perf_counter()
             resp = transport.request("POST", msg.path, body, headers(None))

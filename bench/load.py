@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench._common import cpu_seconds
-from fitscope.protocol import KEYS, PREFIXES, paths
+from fitscope.protocol import KEYS, PREFIXES, batch_body, paths
 from tests.support.servers import ServerProcess
 
 # the series each sender posts, named like the hook's
@@ -122,12 +122,11 @@ def _sender(
         t0 = time.monotonic()
         steps = list(range(step, step + per_key))
         step += per_key
-        body = {
-            "batch_id": uuid.uuid4().hex,
-            "scalars": {
-                k: {"steps": steps, "values": [random.random() for _ in steps]} for k in SERIES
-            },
-        }
+        body = batch_body(
+            uuid.uuid4().hex,
+            {k: {"steps": steps, "values": [random.random() for _ in steps]} for k in SERIES},
+            [],
+        )
         payload = gzip.compress(json.dumps(body).encode(), 1)
         for _attempt in range(20):  # retried like the hook: same batch id, so stored once
             try:
@@ -344,12 +343,8 @@ def _writer(port: int, run_ids: list[str], rate: float, stop_at: float, out: dic
     while rate > 0 and time.monotonic() < stop_at:
         rid = run_ids[n % len(run_ids)]
         steps = list(range(n * 10, n * 10 + 10))
-        body = json.dumps(
-            {
-                "batch_id": f"w{n}",
-                "scalars": {KEYS.TRAIN_LOSS: {"steps": steps, "values": [1.0] * 10}},
-            }
-        ).encode()
+        scalars = {KEYS.TRAIN_LOSS: {"steps": steps, "values": [1.0] * 10}}
+        body = json.dumps(batch_body(f"w{n}", scalars, [])).encode()
         status, _ = _request(conn, "POST", paths.batches(rid), gzip.compress(body), gz=True)
         out["writes"] += 1
         out["errors"] += status != 200

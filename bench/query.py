@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from bench._common import database
-from fitscope.protocol import KEYS, paths
+from fitscope.protocol import KEYS, batch_body, paths
 from tests.support.servers import ServerProcess
 
 KEY = KEYS.GRAD_NORM_TOTAL
@@ -43,10 +43,8 @@ def fill(base: str, run_id: str, n: int, spike_at: int, per: int = 200_000) -> f
             vals = rng.normal(1.0, 0.01, m)
             if i <= spike_at - 1 < i + m:
                 vals[spike_at - 1 - i] = 50.0
-            body = {
-                "batch_id": f"{run_id}-{i}",
-                "scalars": {KEY: {"steps": list(range(i + 1, i + m + 1)), "values": vals.tolist()}},
-            }
+            scalars = {KEY: {"steps": list(range(i + 1, i + m + 1)), "values": vals.tolist()}}
+            body = batch_body(f"{run_id}-{i}", scalars, [])
             c.post(
                 f"{base}{paths.batches(run_id)}",
                 content=gzip.compress(orjson.dumps(body), 1),

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import database
-from fitscope.protocol import KEYS, paths
+from fitscope.protocol import KEYS, batch_body, paths
 from tests.support.servers import ServerProcess
 from tests.support.web import CHROMIUM_ARGS, chromium_path
 
@@ -58,27 +58,21 @@ def fill(db_url: str, n: int) -> float:
                         runs_table.set_meta(s, rid, tags=["sweep", f"seed-{i % 3}"])
                     steps = list(range(1, 201))
                     val_steps = list(range(20, 201, 20))
-                    batch = decode_batch(
-                        {
-                            "batch_id": "b1",
-                            "scalars": {
-                                KEYS.TRAIN_LOSS: {
-                                    "steps": steps,
-                                    "values": [2.0 / (1 + s_ / (10 + i % 50)) for s_ in steps],
-                                },
-                                KEYS.VAL_LOSS: {
-                                    "steps": val_steps,
-                                    "values": [1.0 + (i % 97) / 100 - s_ / 400 for s_ in val_steps],
-                                },
-                                KEYS.VAL_ACCURACY: {
-                                    "steps": val_steps,
-                                    "values": [
-                                        0.5 + (i % 89) / 200 + s_ / 1000 for s_ in val_steps
-                                    ],
-                                },
-                            },
-                        }
-                    )
+                    scalars = {
+                        KEYS.TRAIN_LOSS: {
+                            "steps": steps,
+                            "values": [2.0 / (1 + s_ / (10 + i % 50)) for s_ in steps],
+                        },
+                        KEYS.VAL_LOSS: {
+                            "steps": val_steps,
+                            "values": [1.0 + (i % 97) / 100 - s_ / 400 for s_ in val_steps],
+                        },
+                        KEYS.VAL_ACCURACY: {
+                            "steps": val_steps,
+                            "values": [0.5 + (i % 89) / 200 + s_ / 1000 for s_ in val_steps],
+                        },
+                    }
+                    batch = decode_batch(batch_body("b1", scalars, []))
                     points.ingest(s, rid, batch)
                     if i % 3:
                         runs.finish_run(s, rid)
