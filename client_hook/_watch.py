@@ -28,6 +28,7 @@ the fewest distinct functions between ``backward()`` and the update.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,7 @@ from ._fastpath import (
 from ._labels import LabelCounts
 from ._passes import Passes, split_in_caller
 from ._recorder import Recorder
-from ._records import Row, RowKind
+from ._records import RowKind
 from .protocol import KEYS, PREFIXES
 
 NO_STEP_AFTER = 256  # training losses without an optimizer step before each loss counts as a step
@@ -95,6 +96,7 @@ class Watcher(FastPaths):
             torch.compiler if hasattr(torch.compiler, "_is_compiling_flag") else NoCompileFlag
         )
         self._foreach_norm = torch._foreach_norm
+        self._clock = time.monotonic
         self.rec = recorder
         self.model = model
         self.optimizer = _facts.unwrap_optimizer(optimizer)
@@ -451,7 +453,7 @@ class Watcher(FastPaths):
         self.rec.scalars.extend(micro)
         for _ in micro:
             self.step += 1
-            self.rec.rows.append(Row(self.step, "loss", 0, None, 1, 0, ()))
+            self.rec.rows.append((self.step, "loss", 0, None, 1, 0, ()))
         if self.rec.due():
             self.flush()
 
@@ -633,7 +635,7 @@ class Watcher(FastPaths):
             extras = tuple(name for name, _ in self._extras)
             scalars.extend(t for _, t in self._extras)
             self._extras = []
-        rec.rows.append(Row(step, kind, n_norms, self._present, len(losses), n_pnorms, extras))
+        rec.rows.append((step, kind, n_norms, self._present, len(losses), n_pnorms, extras))
         if kind == "step" and step >= self._update_next and self.params:
             self._begin_update(step, optimizer)
         if step == NO_LOSS_AFTER and not self._losses_seen:

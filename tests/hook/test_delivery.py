@@ -240,12 +240,11 @@ def test_heartbeats_while_idle_and_none_spooled_while_offline(tmp_path):
 def test_memory_stays_bounded_when_the_sender_cannot_keep_up(tmp_path, capfd):
     from fitscope._decode import Decoder
     from fitscope._recorder import Recorder
-    from fitscope._records import Row
 
     rec = Recorder(interval=0.0, max_blocks=5)
     for step in range(1, 51):
         rec.scalars.append(torch.tensor(float(step)))
-        rec.rows.append(Row(step, "step", 0, None, 1, 0, ()))
+        rec.rows.append((step, "step", 0, None, 1, 0, ()))
         rec.pack()
     assert len(rec._blocks) == 5 and rec.dropped_blocks == 45
     assert "dropped" in capfd.readouterr().err

@@ -18,7 +18,6 @@ from fitscope._evalstats import (
 )
 from fitscope._facts import is_compiled, layer_name, unwrap_optimizer
 from fitscope._recorder import Recorder
-from fitscope._records import Row
 
 
 @pytest.mark.parametrize(
@@ -104,9 +103,9 @@ def test_decoder_unscales_fused_amp_norms_and_reads_tensor_lrs():
     vals = [3.0, 4.0, 12.0, 0.5, 0.7, 1024.0, 0.0, 0.05]
     rec.scalars.extend(torch.tensor(v) for v in vals)
     # step 1: norms of a.weight, a.bias, b (scaled by 1024), two micro-batch losses, extras
-    rec.rows.append(Row(1, "step", 3, None, 2, 0, ("grad_scale", "found_inf", 1)))
+    rec.rows.append((1, "step", 3, None, 2, 0, ("grad_scale", "found_inf", 1)))
     rec.scalars.extend([torch.tensor(12.0), torch.tensor(2048.0), torch.tensor(1.0)])
-    rec.rows.append(Row(2, "step", 1, [2], 0, 0, ("grad_scale", "found_inf")))
+    rec.rows.append((2, "step", 1, [2], 0, 0, ("grad_scale", "found_inf")))
     rec.pack()
     (msg,) = Decoder("r").messages(rec.take())
     s = msg.payload["scalars"]
@@ -124,7 +123,7 @@ def test_nonfinite_values_survive_decoding():
     rec = Recorder(interval=1e9)
     rec.layers = ["a"]
     rec.scalars.extend([torch.tensor(float("inf")), torch.tensor(float("nan"))])
-    rec.rows.append(Row(1, "skipped", 1, None, 1, 0, ()))
+    rec.rows.append((1, "skipped", 1, None, 1, 0, ()))
     rec.pack()
     (msg,) = Decoder("r").messages(rec.take())
     s = msg.payload["scalars"]
