@@ -84,6 +84,7 @@ def test_compiled_model(app_server):
     assert fs["compiled"] is True and fs["model_class"] == "Sequential"
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script.*is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("wrap", ["torch.jit.script", "torch.compile"])
 def test_scripted_or_compiled_criterion(app_server, wrap):
     """The criterion's loss is taken by a wrapper around its ``forward``: it must work
