@@ -72,7 +72,8 @@ def test_plain_loop_records_every_signal(app_server):
             if not pnorm1:  # parameter norms are taken as the step begins, before the update
                 pnorm1 = {
                     k: math.sqrt(
-                        float(model[k].weight.norm()) ** 2 + float(model[k].bias.norm()) ** 2
+                        float(model[k].weight.detach().norm()) ** 2
+                        + float(model[k].bias.detach().norm()) ** 2
                     )
                     for k in (0, 2)
                 }
