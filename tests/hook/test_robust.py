@@ -71,7 +71,7 @@ def test_odd_criterion_outputs(app_server, kind):
     if kind == "nan":
         assert all(math.isnan(v) for v in app_server.series(run.id, "train/loss")[1])
     if kind == "vector":
-        expected = float(nn.functional.cross_entropy(model(x[:16]), y[:16]))
+        expected = float(nn.functional.cross_entropy(model(x[:16]), y[:16]).detach())
         assert close(app_server.series(run.id, "val/loss")[1][0], expected, rel=1e-5)
 
 
@@ -118,7 +118,9 @@ def test_ignore_index_and_out_of_range_labels(app_server):
     run.finish()
     keep = y != -100
     acc = float((logits.argmax(1)[keep] == y[keep]).float().mean())
-    assert close(app_server.series(run.id, "val/loss")[1][0], float(crit(logits, y)), rel=1e-5)
+    assert close(
+        app_server.series(run.id, "val/loss")[1][0], float(crit(logits, y).detach()), rel=1e-5
+    )
     assert close(app_server.series(run.id, "val/accuracy")[1][0], acc)
     assert sum(app_server.histograms(run.id, "val/confidence")[0]["counts"]) == int(keep.sum())
     labels = app_server.histograms(run.id, "train/labels")[0]["counts"]
@@ -185,7 +187,7 @@ def test_empty_evaluation_batch_adds_nothing(app_server):
         crit(model(x), y)
     run.finish()
     got = app_server.series(run.id, "val/loss")[1][0]
-    assert close(got, float(crit(model(x), y)), rel=1e-5)
+    assert close(got, float(crit(model(x), y).detach()), rel=1e-5)
 
 
 def test_an_internal_error_switches_off_one_hook_and_says_so_once(app_server, capfd, monkeypatch):
