@@ -30,11 +30,20 @@ wall-clock difference.  The CPU time inside fitscope's hook code (the
 optimizer hook, and the criterion wrapper less the criterion itself) is timed
 in as many extra blocks afterwards, so those timers do not inflate the
 overhead.  Target: overhead <= 1.5 x the norm pass.
+
+Python's cyclic garbage collector is off while blocks are timed and runs between
+blocks, as ``timeit`` does: attaching and detaching the hooks around every watched
+step (which real training never does) leaves cyclic garbage, and a collection
+(45 ms for a full one here) lands in whichever step allocates next.  What the hook
+costs the collector in real use is counted afterwards instead ("gc/1000": collections
+per 1000 steps with the hooks attached once, mostly gen-0 ones of ~0.1 ms).  ``--gc``
+keeps the collector on while timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import tempfile
@@ -49,6 +58,8 @@ from torch import nn
 import fitscope
 from fitscope._settings import ClientSettings
 from fitscope.testing import MockTransport
+
+GC_STEPS = 500  # steps of each kind for the garbage-collection count
 
 
 def mlp() -> nn.Module:
@@ -102,6 +113,7 @@ def bench(
     tmp: Path,
     null: bool = False,
     functional: bool = False,
+    keep_gc: bool = False,
 ) -> dict:
     torch.manual_seed(0)
     model = make()
@@ -203,6 +215,12 @@ def bench(
                 watcher._detach_hooks()
         regions.append(region["watched"] - region["bare"])
 
+    def between_blocks() -> None:
+        if not keep_gc:
+            gc.collect()  # outside the timed steps (see the module docstring)
+
+    if not keep_gc:
+        gc.disable()
     warm: list[float] = []
     for i in range(steps):
         rotation(i, dict.fromkeys(("bare", "watched", "wall_bare", "wall_watched"), 0.0), warm)
@@ -213,6 +231,7 @@ def bench(
     norm_times: list[float] = []
     regions.clear()
     for _ in range(pairs):
+        between_blocks()
         sums = dict.fromkeys(blocks, 0.0)
         for i in range(steps):
             rotation(i, sums, norm_times)
@@ -234,10 +253,23 @@ def bench(
         watcher._on_loss = timed(watcher._on_loss)
     inside[0] = 0.0
     for _ in range(pairs):
+        between_blocks()
         for i in range(steps):
             rotation(i, dict.fromkeys(blocks, 0.0), [])
     in_hooks = inside[0] / (pairs * steps)
-    watcher._attach()
+    gc.enable()
+    # real use, collector on: hooks attached once; collections per 1000 steps, bare then watched
+    collections = []
+    for hooked in (False, True):
+        if hooked:
+            watcher._attach()
+        gc.collect()
+        before = sum(g["collections"] for g in gc.get_stats())
+        for i in range(GC_STEPS):
+            step(*data[i % len(data)])
+        collections.append(
+            (sum(g["collections"] for g in gc.get_stats()) - before) * 1000 / GC_STEPS
+        )
     run.finish()
     med = {k: statistics.median(v) for k, v in blocks.items()}
     overhead = statistics.median(
@@ -261,6 +293,8 @@ def bench(
         "steps": watcher.step,
         "inside_pct": 100 * in_hooks / med["bare"],
         "inside_ratio": in_hooks / norm,
+        "gc_bare": collections[0],
+        "gc_watched": collections[1],
     }
 
 
@@ -275,6 +309,9 @@ def main() -> None:
     ap.add_argument(
         "--null", action="store_true", help="never attach the hooks: measures the method's bias"
     )
+    ap.add_argument(
+        "--gc", action="store_true", help="leave Python's garbage collector on while timing"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     models = {
@@ -288,19 +325,22 @@ def main() -> None:
     )
     print(
         f"{'model':6} {'bare ms':>8} {'watched ms':>10} {'overhead':>9} {'norm pass':>9} "
-        f"{'ratio':>6} {'regions':>11} {'sender':>7} {'wall':>7} {'in hooks':>8} {'ratio':>6}"
+        f"{'ratio':>6} {'regions':>11} {'sender':>7} {'wall':>7} {'in hooks':>8} {'ratio':>6} "
+        f"{'gc/1000':>9}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         for name, (make, shape, functional) in models.items():
             if args.only and name != args.only:
                 continue
-            r = bench(name, make, shape, args.pairs, args.steps, Path(tmp), args.null, functional)
+            r = bench(
+                name, make, shape, args.pairs, args.steps, Path(tmp), args.null, functional, args.gc
+            )
             print(
                 f"{r['model']:6} {r['bare_ms']:8.3f} {r['watched_ms']:10.3f} "
                 f"{r['overhead_pct']:8.2f}% {r['norm_pct']:8.2f}% {r['ratio']:6.2f} "
                 f"{r['region_ratio']:5.2f}±{r['region_ratio_se']:.2f} "
                 f"{r['sender_pct']:6.2f}% {r['wall_pct']:6.2f}% {r['inside_pct']:7.2f}% "
-                f"{r['inside_ratio']:6.2f}"
+                f"{r['inside_ratio']:6.2f} {r['gc_bare']:4.0f}/{r['gc_watched']:<4.0f}"
             )
     print(
         "overhead: training-thread CPU per step, watched - bare; norm pass: one "
@@ -309,7 +349,9 @@ def main() -> None:
         "/ norm pass, ± its standard error;\n"
         "sender: background-thread CPU per watched step; wall: wall-clock difference;\n"
         "in hooks: CPU time inside fitscope's hook functions per step (flush included), "
-        "and its ratio to the norm pass"
+        "and its ratio to the norm pass;\n"
+        "gc/1000: garbage collections per 1000 steps with the collector on and the hooks "
+        "attached once, bare/watched (timing runs with it off, between blocks)"
     )
 
 

@@ -87,7 +87,7 @@ class FastPaths:
     _record_step: Callable[[Any], None]
     _hyper: Callable[[list], None]
     _fold_labels: Callable[[], None]
-    _begin_update: Callable[[int, Any], None]
+    _update_work: Callable[[int], None]
     _fail: Callable[[str, Exception], None]
 
     def _refresh_fast(self) -> None:
@@ -189,7 +189,7 @@ class FastPaths:
                     self._fast = False
             rec.rows.append((step, "step", len(norms), None, n_losses, 0, extras))
             if step >= self._update_next:
-                self._begin_update(step, optimizer)
+                self._update_work(step)
             if len(self.labels.targets) >= self.labels.cap:
                 self._fold_labels()
             # Recorder.due() inlined (a method call costs ~5 us here, cold); the values that

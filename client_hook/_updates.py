@@ -2,12 +2,13 @@
 
 It stands in for the learning rate where there is none to read (manual SGD) and
 tells whether steps are too large or too small whatever the optimizer.  Taken
-at steps 1..10, every 10th step up to step 100, then every 50th (``due``): a copy
-of the weights before the update, then, after it, one ``_foreach_sub_`` and two
-``_foreach_norm`` passes, all device-side.  One measurement costs ~2-6 norm passes
+at steps 1..10, every 10th step up to step 100, every 50th up to step 1000, then
+every 100th (``due``): a copy of the weights before the update, then, at the next
+step (before it changes the weights), one ``_foreach_sub_`` and two
+``_foreach_norm`` passes, all device-side.  One measurement costs ~3-5 norm passes
 on small models (each operator's fixed cost dominates there), so after the
 early steps, where the diagnosis judges the learning rate, it is taken as often
-as the parameter norms.  The recorded vector is ``[||dw_i||..., ||w_i||...]`` per
+as the parameter norms, and in long runs half as often.  The recorded vector is ``[||dw_i||..., ||w_i||...]`` per
 parameter; the decoder sums squares per layer (keys ``update_ratio/<module>``
 and ``update_ratio/total``).
 
@@ -27,7 +28,9 @@ from typing import Any
 FIRST = 10  # steps 1..FIRST: every step (lr_too_high reads the first 5 records)
 DENSE_EVERY = 10  # then one step in DENSE_EVERY up to DENSE_UNTIL (update_size: 5 records by 60)
 DENSE_UNTIL = 100
-EVERY = 50  # then one step in EVERY, like the parameter norms
+EVERY = 50  # then one step in EVERY up to SPARSE_FROM, like the parameter norms
+SPARSE_FROM = 1000
+SPARSE_EVERY = 100  # then one step in SPARSE_EVERY: the steady-state cost halves
 ROW_STRIDE = 8
 SAMPLE_ROWS_FROM = 64
 
@@ -36,14 +39,21 @@ def due(step: int) -> bool:
     """Whether the update of step ``step`` is measured."""
     if step <= FIRST:
         return step > 0
-    return step % (DENSE_EVERY if step <= DENSE_UNTIL else EVERY) == 0
+    return step % _every(step) == 0
+
+
+def _every(step: int) -> int:
+    """The spacing of measurements at ``step`` (past the first ``FIRST`` steps)."""
+    if step <= DENSE_UNTIL:
+        return DENSE_EVERY
+    return EVERY if step <= SPARSE_FROM else SPARSE_EVERY
 
 
 def next_due(step: int) -> int:
     """The first step after ``step`` that is due."""
     if step < FIRST:
         return max(step, 0) + 1
-    every = DENSE_EVERY if step < DENSE_UNTIL else EVERY
+    every = _every(step + 1)
     return (step // every + 1) * every
 
 

@@ -128,7 +128,9 @@ class Watcher(FastPaths):
         # half-precision norms overflow at 65504: take them in float32 there
         self._norm_dtype = torch.float32 if any(p.dtype in half for p in self.params) else None
         self._updates = _updates.UpdateSize(torch, self.params, self._norm_dtype)
-        self._update_next = 1  # the next step whose update size is measured
+        # the next step whose pre-step hook has update-size work: read the update measured at an
+        # earlier step (complete by then) and begin measuring one when due (``_update_work``)
+        self._update_next = 1
         # a criterion module is wrapped and is the loss; otherwise torch.nn.functional losses,
         # the model's output and the tensor backward() is called on are watched instead
         self._crit_module = isinstance(criterion, torch.nn.Module)
@@ -165,7 +167,6 @@ class Watcher(FastPaths):
         self._fast = False
         self._fast_until = 1  # the first step that needs the general path again
         self._attached = False
-        self._post_step: Any = None  # the optimizer's post-step hook while an update is measured
         self._attach()
 
     # -- attaching -------------------------------------------------------------
@@ -203,14 +204,13 @@ class Watcher(FastPaths):
         for h in self._handles.values():
             h.remove()
         self._handles.clear()
-        self._post_step = None
 
     def detach(self) -> None:
         """Remove every hook and hand over what is still pending."""
         self._detach_hooks()
         self.close_eval()
-        if self._bw_steps and self._updates.pending:
-            self._end_update()  # the last manual update happened after the last backward()
+        if self._updates.pending:
+            self._end_update()  # the last measured update is complete: no step follows it
         self._updates.cancel()
         self._take_candidates()
         if (self._micro or self._last is not None) and (self._no_step or self.step == 0):
@@ -636,8 +636,8 @@ class Watcher(FastPaths):
             scalars.extend(t for _, t in self._extras)
             self._extras = []
         rec.rows.append((step, kind, n_norms, self._present, len(losses), n_pnorms, extras))
-        if kind == "step" and step >= self._update_next and self.params:
-            self._begin_update(step, optimizer)
+        if step >= self._update_next and self.params:
+            self._update_work(step, kind == "step")
         if step == NO_LOSS_AFTER and not self._losses_seen:
             self._no_loss(step)
         if self._discovery is not None or self._facts_dirty:
@@ -653,22 +653,21 @@ class Watcher(FastPaths):
         self._refresh_fast()
 
     # -- update size ||dw|| / ||w|| (see _updates) ---------------------------------------
-    def _begin_update(self, step: int, optimizer: Any) -> None:
-        self._update_next = _updates.next_due(step)
-        if self._bw_steps:  # measured at the next backward() (or at finish)
-            self._updates.begin(step)
-        elif hasattr(optimizer, "register_step_post_hook"):
-            self._updates.begin(step)
-            self._post_step = optimizer.register_step_post_hook(self._after_step)
+    def _update_work(self, step: int, begin: bool = True) -> None:
+        """Step ``step`` is about to change the weights (with no optimizer: its backward() just
+        ran).  The update measured at an earlier step is complete by now: read it.  Then begin
+        measuring this step's when it is due (``begin``: the step really updates).
 
-    def _after_step(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
-        handle, self._post_step = self._post_step, None
-        try:
-            if handle is not None:
-                handle.remove()
+        Ending a measurement here rather than in an optimizer post-step hook saves registering
+        and removing a hook per measurement (~45 us on the CPU, cold); the weights do not change
+        between two steps, so the update read is the same."""
+        if self._updates.pending:
             self._end_update()
-        except Exception as exc:
-            self._fail("update size", exc)
+        if begin and _updates.due(step):
+            self._updates.begin(step)
+            self._update_next = step + 1
+        else:
+            self._update_next = _updates.next_due(step)
 
     def _end_update(self) -> None:
         got = self._updates.end()

@@ -13,7 +13,7 @@ _SCALAR_FIELDS = {
     KEYS.TRAIN_LOSS: "loss",
     KEYS.GRAD_NORM_TOTAL: "grad_total",
     KEYS.TRAIN_STEP_SKIPPED: "skipped",
-    KEYS.UPDATE_RATIO_TOTAL: "update_total",  # ||dw|| / ||w|| (steps 1-10, every 10th to 100, then 50th)
+    KEYS.UPDATE_RATIO_TOTAL: "update_total",  # ||dw|| / ||w|| (see fitscope._updates.due)
     KEYS.VAL_LOSS: "val_loss",
     KEYS.VAL_ACCURACY: "val_acc",
 }

@@ -496,3 +496,26 @@ def test_the_split_is_read_from_the_loops_own_variable_only_when_it_names_one():
     assert evaluate("train") == "train_eval"
     assert evaluate("validation") == "val"
     assert evaluate("holdout-42") is None  # not a split name: nothing is guessed
+
+
+@pytest.mark.parametrize("steps", [10, 12])
+def test_update_size_is_read_before_the_next_step_or_at_finish(app_server, steps):
+    """The update measured at step s is read just before step s + 1 changes the weights (the
+    last one at finish()); no hook of fitscope's stays on the optimizer after its step."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    x, y = _digits(32, 2)[0][:, :10], _digits(32, 2)[1].clamp(max=2)
+    run = app_server.watch(model, opt)
+    ratios = []
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        before = [p.detach().clone() for p in model.parameters()]
+        opt.step()
+        assert not opt._optimizer_step_post_hooks
+        pairs = zip(model.parameters(), before, strict=True)
+        dw = sum(float((p.detach() - b).norm()) ** 2 for p, b in pairs)
+        ratios.append(math.sqrt(dw / sum(float(b.norm()) ** 2 for b in before)))
+    run.finish()
+    _assert_series(app_server, run.id, "update_ratio/total", list(range(1, 11)), ratios[:10])

@@ -144,3 +144,15 @@ def test_unwrap_and_compiled_detection():
     assert unwrap_optimizer(None) is None
     assert not is_compiled(model)
     assert is_compiled(torch.compile(model))  # wrapping only; nothing is compiled until called
+
+
+def test_update_size_cadence_is_dense_early_and_sparse_late():
+    from fitscope._updates import due, next_due
+
+    steps = [s for s in range(0, 2001) if due(s)]
+    assert steps[:12] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 30]
+    assert [s for s in steps if 100 <= s <= 1000] == list(range(100, 1001, 50))
+    assert [s for s in steps if s > 1000] == list(range(1100, 2001, 100))
+    for s in range(0, 2000):  # next_due is the first due step after s
+        n = next_due(s)
+        assert due(n) and not any(due(k) for k in range(s + 1, n)), s

@@ -1,7 +1,7 @@
 """``update_size``: the updates are far too large or far too small for the weights.
 
 The hook records ||dw|| / ||w|| over one step (``update_ratio/<layer>``, at steps 1-10, every
-10th to step 100, then every 50th). SageMaker Debugger's weight-update-ratio rule and the usual rule of thumb put healthy
+10th to step 100, every 50th to 1000, then every 100th). SageMaker Debugger's weight-update-ratio rule and the usual rule of thumb put healthy
 training around 1e-3; the healthy runs of our benchmark stay below 0.03 per layer after the
 first 10 steps. Too large (above 0.1 in some layer, median of its last 5 records): the step
 size is of the order of the weights themselves, the learning rate is too high for that layer.
