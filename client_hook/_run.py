@@ -227,8 +227,7 @@ class Run:
             if self._watcher is not None:
                 self._watcher.detach()
             self.recorder.pack()
-            for msg in self._collect():
-                self.sender.submit(msg)
+            self.sender.collect_now()
             self.sender.submit(Message("POST", paths.finish(self.id), finish_body(status, error)))
             left = self.sender.close(timeout)
             self._report_exit(left)

@@ -111,6 +111,10 @@ class Sender:
         self._inbox: deque[Message] = deque()  # from the training thread
         self._outbox: deque[_Entry] = deque()  # spooled, in order, for the network thread
         self._lock = threading.Lock()
+        # one collect at a time: the writer thread's and finish()'s would otherwise decode
+        # blocks side by side (the decoder carries learning rates from block to block) and
+        # queue their batches out of order
+        self._collect_lock = threading.Lock()
         self._wake = threading.Event()
         self._net_wake = threading.Event()
         self._stop = threading.Event()
@@ -180,6 +184,15 @@ class Sender:
             self._run_lock.release(drop=left == 0)
         return left
 
+    def collect_now(self) -> None:
+        """Queue the batches of everything recorded so far, in order (the writer thread
+        every interval; ``finish()`` once more on the training thread)."""
+        if self._collect is None:
+            return
+        with self._collect_lock:
+            for msg in self._collect():
+                self.submit(msg)
+
     # -- writer thread ----------------------------------------------------------
     def _loop(self) -> None:
         while True:
@@ -187,9 +200,7 @@ class Sender:
             self._wake.clear()
             stopping = self._stop.is_set()
             try:
-                if self._collect is not None:
-                    for msg in self._collect():
-                        self.submit(msg)
+                self.collect_now()
                 self._heartbeat_if_idle()
             except Exception as exc:  # never die silently, never raise into training
                 say_once(

@@ -108,3 +108,37 @@ def test_unwritable_spool_drops_and_counts_without_raising(tmp_path):
         s.submit(_batch(i))
     s.close(timeout=0.5)
     assert s.dropped == 3
+
+
+def test_collects_one_at_a_time_and_queues_in_order(tmp_path):
+    """finish() collects on the training thread while the writer thread may be collecting:
+    the two must not decode side by side (the decoder carries state from block to block) nor
+    queue their batches out of order."""
+    import threading
+
+    srv = FakeServer()
+    inside, overlaps, taken = [0], [], []
+    lock = threading.Lock()
+
+    def collect() -> list[Message]:
+        with lock:
+            inside[0] += 1
+            overlaps.append(inside[0] > 1)
+            i = len(taken)
+            taken.append(i)
+        time.sleep(0.02)  # a slow decode
+        with lock:
+            inside[0] -= 1
+        return [_batch(i)]
+
+    s = Sender("r", srv, Spool(tmp_path), collect=collect, interval=0.001)
+    s.start()
+    threads = [threading.Thread(target=s.collect_now) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert s.close(timeout=5) == 0
+    assert len(overlaps) >= 5 and not any(overlaps)
+    steps = [p["scalars"]["x"]["steps"][0] for p in srv.stored.values()]
+    assert steps == sorted(steps) and len(steps) == len(taken)
