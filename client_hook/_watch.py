@@ -265,7 +265,7 @@ class Watcher(FastPaths):
                     break
             if target is None and len(args) > 1 and isinstance(args[1], self._Tensor):
                 target = args[1]
-            self._seen(loss, logits, target, self._crit_name, "mean", ev.DEFAULT_IGNORE_INDEX, True)
+            self._seen(loss, logits, target, self._crit_name, {}, True)
         except Exception as exc:
             self._fail("_on_output", exc)
 
@@ -296,21 +296,16 @@ class Watcher(FastPaths):
 
     # -- functional losses, model outputs and backward() (without a criterion module) ------
     def on_functional(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
-        """A ``torch.nn.functional`` loss was called (anywhere, also inside ``forward``)."""
+        """A ``torch.nn.functional`` loss was called (anywhere, also inside ``forward``).  Its
+        wrapper (``_patches``) has already made sure torch.compile is not tracing."""
         if not self._attached or self._crit_module or "on_functional" in self.broken:
             return
         try:
-            if not isinstance(out, self._Tensor) or self._dynamo():
+            if not isinstance(out, self._Tensor):
                 return
             logits = args[0] if args else kwargs.get("input")
             target = args[1] if len(args) > 1 else kwargs.get("target")
-            reduction = kwargs.get("reduction", "mean")
-            ignore = kwargs.get("ignore_index", ev.DEFAULT_IGNORE_INDEX)
-            if not isinstance(reduction, str):
-                reduction = "mean"
-            if not isinstance(ignore, int):
-                ignore = ev.DEFAULT_IGNORE_INDEX
-            self._seen(out, logits, target, name, reduction, ignore, False)
+            self._seen(out, logits, target, name, kwargs, False)
         except Exception as exc:
             self._fail("on_functional", exc)
 
@@ -320,11 +315,12 @@ class Watcher(FastPaths):
         logits: Any,
         target: Any,
         name: str,
-        reduction: str,
-        ignore: int,
+        options: dict,
         from_output: bool,
     ) -> None:
-        """A loss seen outside a criterion module: a training candidate or an eval batch."""
+        """A loss seen outside a criterion module: a training candidate or an eval batch
+        (``options``: the loss call's keyword arguments, read for ``reduction`` and
+        ``ignore_index`` when it is an eval batch)."""
         training = self.model.training
         pending = self._cands or self._last is not None or self._micro
         if training and self._grad_on():
@@ -334,6 +330,12 @@ class Watcher(FastPaths):
                 self._cands.append((loss, logits, target, name, from_output))
         elif not training or not pending:
             # a loss under no_grad in the middle of a training step is a metric, not a pass
+            reduction = options.get("reduction", "mean")
+            ignore = options.get("ignore_index", ev.DEFAULT_IGNORE_INDEX)
+            if not isinstance(reduction, str):
+                reduction = "mean"
+            if not isinstance(ignore, int):
+                ignore = ev.DEFAULT_IGNORE_INDEX
             self._eval_batch(loss, logits, target, name, reduction, ignore)
             self._eval_seen = loss
 
@@ -355,7 +357,10 @@ class Watcher(FastPaths):
     def _backward_loss(self, t: Any) -> None:
         cands, self._cands = self._cands, []
         scalar = isinstance(t, self._Tensor) and t.dim() == 0 and t.is_floating_point()
-        found = _match(t, cands) if cands else None
+        if cands and cands[0][0] is t:  # the usual case: backward() on the loss itself
+            found: tuple | None = cands[0]
+        else:
+            found = _match(t, cands) if cands else None
         if found is None:
             found = next((c for c in cands if c[4]), None)  # the model's own loss
         if found is not None:
