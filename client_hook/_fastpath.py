@@ -1,5 +1,6 @@
-"""The hook's two fast paths: the first training loss of a step, and a plain
-``optimizer.step()``, in the usual state.
+"""The hook's fast paths: the first training loss of a step (from the criterion module
+here, or from ``backward()`` on a functional loss in ``Watcher.before_backward``), and a
+plain ``optimizer.step()``, in the usual state.
 
 Both run on every step, right after forward and right after backward, when the
 CPU caches hold the model's activations and gradients rather than Python's own

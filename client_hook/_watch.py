@@ -350,13 +350,25 @@ class Watcher(FastPaths):
                 self._end_update()  # the previous step's manual update is done by now
             if self._crit_module:
                 return  # the criterion gave the loss
-            self._backward_loss(_patches.unscaled(tensor))
+            t = _patches.unscaled(tensor)
+            cands = self._cands
+            if self._fast and self._last is None and len(cands) == 1 and cands[0][0] is t:
+                # the usual step, backward() on its one loss: what _train_loss does in that
+                # state (``tests/hook/test_fast_path.py`` compares the two)
+                self._cands = []
+                self._last = t
+                self._summed = False
+                self._losses_seen = True
+                target = cands[0][2]
+                if self.labels.active and isinstance(target, self._Tensor):
+                    self.labels.targets.append(target)  # counted by the fast step (_fastpath)
+                return
+            self._backward_loss(t)
         except Exception as exc:
             self._fail("before_backward", exc)
 
     def _backward_loss(self, t: Any) -> None:
         cands, self._cands = self._cands, []
-        scalar = isinstance(t, self._Tensor) and t.dim() == 0 and t.is_floating_point()
         if cands and cands[0][0] is t:  # the usual case: backward() on the loss itself
             found: tuple | None = cands[0]
         else:
@@ -366,7 +378,8 @@ class Watcher(FastPaths):
         if found is not None:
             loss, logits, target, name, _ = found
             self._train_loss(loss, logits, target, name, False)
-        elif scalar:  # a custom loss: the tensor itself (a loop divides it under accumulation)
+        elif isinstance(t, self._Tensor) and t.dim() == 0 and t.is_floating_point():
+            # a custom loss: the tensor itself (a loop divides it under accumulation)
             logits, target, name = cands[0][1:4] if cands else (None, None, self._crit_name)
             self._train_loss(t, logits, target, name, True)
 

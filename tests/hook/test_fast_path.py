@@ -158,8 +158,18 @@ def test_fast_and_general_paths_record_the_same(
         return real_fast_step(self, optimizer)
 
     monkeypatch.setattr(Watcher, "_fast_step", counting)
+    general_losses = []  # backward() losses that took the general path
+    real_backward_loss = Watcher._backward_loss
+
+    def counting_losses(self, t):  # noqa: ANN001, ANN202
+        general_losses.append(self.step)
+        return real_backward_loss(self, t)
+
+    monkeypatch.setattr(Watcher, "_backward_loss", counting_losses)
     fast = _everything(app_server, _train(app_server, LOOPS[loop], scheduler, frozen_bias))
     assert len(fast_steps) > STEPS // 2, "the fast path was hardly taken"
+    if loop == "functional":  # backward() on the functional loss itself: its fast path
+        assert len(general_losses) < STEPS // 2, "the backward() fast path was hardly taken"
 
     def never_fast(self):  # noqa: ANN001, ANN202
         self._fast = False
