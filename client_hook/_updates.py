@@ -8,9 +8,9 @@ step (before it changes the weights), one ``_foreach_sub_`` and two
 ``_foreach_norm`` passes, all device-side.  One measurement costs ~3-5 norm passes
 on small models (each operator's fixed cost dominates there), so after the
 early steps, where the diagnosis judges the learning rate, it is taken as often
-as the parameter norms, and in long runs half as often.  The recorded vector is ``[||dw_i||..., ||w_i||...]`` per
-parameter; the decoder sums squares per layer (keys ``update_ratio/<module>``
-and ``update_ratio/total``).
+as the parameter norms, and in long runs half as often.  The recorded vector is
+``[||dw_i||..., ||w_i||...]`` per parameter; the decoder sums squares per layer
+(keys ``update_ratio/<module>`` and ``update_ratio/total``).
 
 Weight matrices with at least ``SAMPLE_ROWS_FROM`` rows are measured on every
 ``ROW_STRIDE``-th row (a systematic sample spread over the whole matrix, e.g.

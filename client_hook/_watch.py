@@ -346,8 +346,6 @@ class Watcher(FastPaths):
         try:
             if self._dynamo() or self._flags._is_compiling_flag:
                 return
-            if self._bw_steps and self._updates.pending:
-                self._end_update()  # the previous step's manual update is done by now
             if self._crit_module:
                 return  # the criterion gave the loss
             t = _patches.unscaled(tensor)
@@ -369,10 +367,7 @@ class Watcher(FastPaths):
 
     def _backward_loss(self, t: Any) -> None:
         cands, self._cands = self._cands, []
-        if cands and cands[0][0] is t:  # the usual case: backward() on the loss itself
-            found: tuple | None = cands[0]
-        else:
-            found = _match(t, cands) if cands else None
+        found = _match(t, cands) if cands else None
         if found is None:
             found = next((c for c in cands if c[4]), None)  # the model's own loss
         if found is not None:
