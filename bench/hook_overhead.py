@@ -19,17 +19,29 @@ gives one mean per variant, and the overhead is the median over ``--pairs``
 blocks of (watched - bare).
 
 On a shared machine the whole step is too noisy to resolve the CNN's overhead
-(the difference of two 14 ms steps varies by ~1.3 ms; the overhead is ~0.1 ms),
-so each step is also timed over the only two places the hook runs: the
-criterion call and ``optimizer.step()`` (where the norm pass, the row and any
-flush happen).  "regions" is the mean over all rotations of (watched - bare)
-there, with its standard error; forward and backward, which the hook does not
-touch, stay out of it.  The background thread's CPU time is reported
+(the difference of two 14 ms steps varies by ~1.3 ms; the overhead is ~0.1 ms:
+the ratio's "±" shows it), so each step is also timed over the only places the
+hook runs: the loss call, ``loss.backward()`` where the hook wraps it (mlp-F:
+without a criterion the loss is matched there) and ``optimizer.step()`` (where
+the norm pass, the row and any flush happen).  "regions" is the mean over all
+rotations of (watched - bare) there, with its standard error; forward (and, for
+the criterion models, backward), which the hook does not touch, stay out of it.
+The background thread's CPU time is reported
 separately (it runs beside training, not inside the step), as is the median
 wall-clock difference.  The CPU time inside fitscope's hook code (the
 optimizer hook, and the criterion wrapper less the criterion itself) is timed
 in as many extra blocks afterwards, so those timers do not inflate the
 overhead.  Target: overhead <= 1.5 x the norm pass.
+
+The hooks are attached just before each watched step and removed after it,
+which real training never does (it attaches once).  Attaching has after-effects
+on the next step that are not the hook's per-step cost: for mlp-F it patches
+``torch.Tensor.backward``, and changing a class attribute makes Python drop its
+cached attribute lookups for every tensor and parameter, which the next step
+pays again (``python -m bench.class_attr_change``: ~11 us in the MLP's
+``optimizer.step()`` alone); it also leaves the caches cold.  So every step, bare and norm-pass steps included, starts
+right after the same set-up work: the hooks are attached, and for the steps
+that are not watched removed again, before it begins.
 
 Python's cyclic garbage collector is off while blocks are timed and runs between
 blocks, as ``timeit`` does: attaching and detaching the hooks around every watched
@@ -174,15 +186,21 @@ def bench(
 
         return make_timed
 
+    wraps_backward = watcher.wants_backward  # the hook also runs inside loss.backward()
+
     def step(x: Any, y: Any, norm: list[float] | None = None) -> float:
-        """One training step; returns the CPU time of the criterion call and the update."""
+        """One training step; returns the CPU time of the places the hook runs: the loss call,
+        ``backward()`` where the hook wraps it, and the update."""
         opt.zero_grad(set_to_none=True)
         out = model(x)
         r0 = clock()
         loss = F.nll_loss(out, y) if functional else crit(out, y)
         r1 = clock()
         del out
+        b0 = clock()
         loss.backward()
+        if wraps_backward:
+            r1 += clock() - b0
         if norm is not None:
             grads = [p.grad for p in model.parameters() if p.grad is not None]
             t0 = clock()
@@ -201,12 +219,15 @@ def bench(
         x, y = data[i % len(data)]
         region = {}
         for key in order.sample(("bare", "watched", "norm"), 3):
+            hooked = key == "watched" and not null
+            if not null:
+                # every step starts right after the same set-up work (see the module docstring)
+                watcher._attach()
+                if not hooked:
+                    watcher._detach_hooks()
             if key == "norm":
                 step(x, y, norm)
                 continue
-            hooked = key == "watched" and not null
-            if hooked:
-                watcher._attach()
             w0, c0 = time.perf_counter(), clock()
             region[key] = step(x, y)
             sums[key] += clock() - c0
@@ -272,9 +293,9 @@ def bench(
         )
     run.finish()
     med = {k: statistics.median(v) for k, v in blocks.items()}
-    overhead = statistics.median(
-        w - b for w, b in zip(blocks["watched"], blocks["bare"], strict=True)
-    )
+    diffs = [w - b for w, b in zip(blocks["watched"], blocks["bare"], strict=True)]
+    overhead = statistics.median(diffs)
+    overhead_se = statistics.stdev(diffs) / len(diffs) ** 0.5
     wall = statistics.median(
         w - b for w, b in zip(blocks["wall_watched"], blocks["wall_bare"], strict=True)
     )
@@ -286,6 +307,7 @@ def bench(
         "overhead_pct": 100 * overhead / med["bare"],
         "norm_pct": 100 * norm / med["bare"],
         "ratio": overhead / norm,
+        "ratio_se": overhead_se / norm,
         "region_ratio": region_overhead / norm,
         "region_ratio_se": region_se / norm,
         "sender_pct": 100 * sender_cpu / (pairs * steps) / med["bare"],
@@ -325,7 +347,7 @@ def main() -> None:
     )
     print(
         f"{'model':6} {'bare ms':>8} {'watched ms':>10} {'overhead':>9} {'norm pass':>9} "
-        f"{'ratio':>6} {'regions':>11} {'sender':>7} {'wall':>7} {'in hooks':>8} {'ratio':>6} "
+        f"{'ratio':>11} {'regions':>11} {'sender':>7} {'wall':>7} {'in hooks':>8} {'ratio':>6} "
         f"{'gc/1000':>9}"
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -337,16 +359,18 @@ def main() -> None:
             )
             print(
                 f"{r['model']:6} {r['bare_ms']:8.3f} {r['watched_ms']:10.3f} "
-                f"{r['overhead_pct']:8.2f}% {r['norm_pct']:8.2f}% {r['ratio']:6.2f} "
+                f"{r['overhead_pct']:8.2f}% {r['norm_pct']:8.2f}% "
+                f"{r['ratio']:5.2f}±{r['ratio_se']:.2f} "
                 f"{r['region_ratio']:5.2f}±{r['region_ratio_se']:.2f} "
                 f"{r['sender_pct']:6.2f}% {r['wall_pct']:6.2f}% {r['inside_pct']:7.2f}% "
                 f"{r['inside_ratio']:6.2f} {r['gc_bare']:4.0f}/{r['gc_watched']:<4.0f}"
             )
     print(
         "overhead: training-thread CPU per step, watched - bare; norm pass: one "
-        "torch._foreach_norm over the grads;\nratio = overhead / norm pass (target <= 1.5); "
-        "regions: mean (watched - bare) over the criterion call and optimizer.step() only, "
-        "/ norm pass, ± its standard error;\n"
+        "torch._foreach_norm over the grads;\nratio = overhead / norm pass (target <= 1.5), "
+        "± the standard error of the block differences it is the median of; "
+        "regions: mean (watched - bare) over the loss call, backward() where the hook wraps it "
+        "(mlp-F) and optimizer.step() only, / norm pass, ± its standard error;\n"
         "sender: background-thread CPU per watched step; wall: wall-clock difference;\n"
         "in hooks: CPU time inside fitscope's hook functions per step (flush included), "
         "and its ratio to the norm pass;\n"

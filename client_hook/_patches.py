@@ -191,7 +191,8 @@ def _wrap_backward(original: Callable) -> Callable:
             watcher.before_backward(self)
         result = original(self, *args, **kwargs)
         for watcher in watchers:
-            watcher.after_backward(self)
+            if watcher.backward_steps:  # no optimizer to hook: each backward() is a step
+                watcher.after_backward(self)
         return result
 
     backward.__fitscope_wrapper__ = True  # type: ignore[attr-defined]

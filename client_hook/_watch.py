@@ -117,6 +117,7 @@ class Watcher(FastPaths):
         self._extras: list[Any] = []  # (name, tensor) single values for the coming step's row
         # (learning rate, weight decay) of each param group as last recorded; None: read again
         self._hyper_last: list | None = None
+        self._hyper_one: tuple | None = None  # the same, when there is one group (fast path)
         self._tensor_lr = False
         self._eval: ev.EvalPass | None = None
         self._no_step = self.optimizer is None
@@ -143,8 +144,9 @@ class Watcher(FastPaths):
             crit_name = ""
         self._crit_name = crit_name
         self.wants_losses = not self._crit_module
-        self._bw_steps = self.optimizer is None  # each backward() is a step
-        self.wants_backward = not self._crit_module or self._bw_steps
+        # no optimizer to hook: each backward() is a step (read by _patches' backward wrapper)
+        self.backward_steps = self.optimizer is None
+        self.wants_backward = not self._crit_module or self.backward_steps
         self._cands: list[tuple] = []  # (loss, logits, target, name, from_output) since backward
         self._eval_seen: Any = None  # the latest evaluation loss taken (once per batch)
         self._summed = False  # this step's losses are backward() tensors: summed, not averaged
@@ -188,7 +190,7 @@ class Watcher(FastPaths):
             if hasattr(opt, "register_step_pre_hook"):
                 self._handles["_on_step"] = opt.register_step_pre_hook(self._on_step)
             else:
-                self._bw_steps = self.wants_backward = True
+                self.backward_steps = self.wants_backward = True
                 say_once(
                     f"optimizer-unhooked-{id(self)}",
                     f"cannot hook {type(opt).__name__}.step (not a torch.optim.Optimizer); "
@@ -305,6 +307,16 @@ class Watcher(FastPaths):
                 return
             logits = args[0] if args else kwargs.get("input")
             target = args[1] if len(args) > 1 else kwargs.get("target")
+            cands = self._cands
+            if (
+                self._fast
+                and self._last is None
+                and not cands
+                and self.model.training
+                and self._grad_on()
+            ):  # the usual step's first loss: what _seen does in that state, one call less
+                cands.append((out, logits, target, name, False))
+                return
             self._seen(out, logits, target, name, kwargs, False)
         except Exception as exc:
             self._fail("on_functional", exc)
@@ -341,27 +353,24 @@ class Watcher(FastPaths):
 
     def before_backward(self, tensor: Any) -> None:
         """``tensor.backward()`` is about to run: the micro-batch's loss is decided here."""
-        if not self._attached or "before_backward" in self.broken:
-            return
+        if not self._attached or self._crit_module or "before_backward" in self.broken:
+            return  # (with a criterion module, the criterion gave the loss)
         try:
             if self._dynamo() or self._flags._is_compiling_flag:
                 return
-            if self._crit_module:
-                return  # the criterion gave the loss
-            t = _patches.unscaled(tensor)
             cands = self._cands
-            if self._fast and self._last is None and len(cands) == 1 and cands[0][0] is t:
+            if self._fast and self._last is None and len(cands) == 1 and cands[0][0] is tensor:
                 # the usual step, backward() on its one loss: what _train_loss does in that
                 # state (``tests/hook/test_fast_path.py`` compares the two)
                 self._cands = []
-                self._last = t
+                self._last = tensor
                 self._summed = False
                 self._losses_seen = True
                 target = cands[0][2]
                 if self.labels.active and isinstance(target, self._Tensor):
                     self.labels.targets.append(target)  # counted by the fast step (_fastpath)
                 return
-            self._backward_loss(t)
+            self._backward_loss(_patches.unscaled(tensor))
         except Exception as exc:
             self._fail("before_backward", exc)
 
@@ -387,7 +396,7 @@ class Watcher(FastPaths):
 
     def after_backward(self, tensor: Any) -> None:
         """Without an optimizer to hook, each backward() is a step."""
-        if not (self._bw_steps and self._attached) or "after_backward" in self.broken:
+        if not (self.backward_steps and self._attached) or "after_backward" in self.broken:
             return
         try:
             if self._compiling():
@@ -431,7 +440,7 @@ class Watcher(FastPaths):
             self.labels.active = d.task is not None
         if self.labels.active and isinstance(target, self._Tensor) and self.labels.add(target):
             self._fold_labels()
-        if (self._no_step and not self._bw_steps) or len(self._micro) >= NO_STEP_AFTER:
+        if (self._no_step and not self.backward_steps) or len(self._micro) >= NO_STEP_AFTER:
             self._loss_steps()
 
     def _take_losses(self) -> list[Any]:
@@ -566,14 +575,12 @@ class Watcher(FastPaths):
             ]
         self._present = None if self._all_grads else present
 
-    def _on_step(self, optimizer: Any, args: tuple, kwargs: dict) -> Any:
-        """``step(closure)`` (LBFGS, PyTorch Lightning) computes the gradients inside the step:
+    def _step_general(self, optimizer: Any, args: tuple, kwargs: dict) -> Any:
+        """The step pre-hook (``_on_step``) when the fast path does not take the step.
+        ``step(closure)`` (LBFGS, PyTorch Lightning) computes the gradients inside the step:
         record the step after the closure's first call, not before it."""
         if not kwargs and len(args) == 1:  # plain ``optimizer.step()``
-            if self._fast:
-                self._fast_step(optimizer)
-            else:
-                self._record_step(optimizer)
+            self._record_step(optimizer)
             return None
         # torch passes the optimizer itself as args[0]; a positional closure comes next
         pos = 1 if args and args[0] is optimizer else 0
@@ -713,6 +720,7 @@ class Watcher(FastPaths):
         host_wds = [float(w) if isinstance(w, (int, float)) else None for _, w in hyper]
         if self._tensor_lr:
             self._hyper_last = None  # a tensor changes in place: come back here every step
+        self._hyper_one = self._hyper_last[0] if self._hyper_last and len(hyper) == 1 else None
         self.rec.hyper(self.step, host_lrs, host_wds)
 
     # -- clip_grad_norm_ and GradScaler (via _patches) -------------------------------
@@ -728,9 +736,9 @@ class Watcher(FastPaths):
             self.facts["grad_clip"] = float(max_norm)
             self._facts_dirty = True
             self._fast = False
-            if self._bw_steps:
+            if self.backward_steps:
                 self._send_facts()
-        if self._bw_steps:
+        if self.backward_steps:
             return  # the step was recorded right after backward(), before this clipping
         if self._norms is None:
             self._grad_norms()
