@@ -10,7 +10,6 @@ import * as runCharts from "./run-charts.js";
 const $ = (id) => document.getElementById(id);
 const layout = { closed: new Set(), add: new Set(), hide: new Set() };
 let built = ""; // signature of the groups' DOM
-let onChange = () => {};
 
 function chartId(key) {
   return `k-${key.replace(/[^A-Za-z0-9_-]/g, (c) => `_${c.charCodeAt(0).toString(16)}`)}`;
@@ -75,12 +74,6 @@ function render(st) {
       rest.length ? el("p", { class: "add-chart" },
         el("label", {}, "Add a chart ", el("select", { "data-add-group": g.name, "aria-label": `add a chart to ${g.name}` },
           el("option", { value: "" }, `(${rest.length} more)`), rest.map((k) => el("option", { value: k }, k))))) : null);
-    det.addEventListener("toggle", () => {
-      if (det.open === !layout.closed.has(g.name)) return;
-      if (det.open) layout.closed.delete(g.name); else layout.closed.add(g.name);
-      save(st);
-      onChange();
-    });
     return det;
   });
   host.replaceChildren(...nodes);
@@ -131,7 +124,6 @@ function load(st) {
 }
 
 function wire(st, changed) {
-  onChange = changed;
   $("groups").addEventListener("change", (e) => {
     const sel = e.target.closest("select[data-add-group]");
     if (!sel || !sel.value) return;
@@ -141,6 +133,20 @@ function wire(st, changed) {
     changed();
   });
   $("groups").addEventListener("click", (e) => {
+    // opening or closing a group (mouse, or Enter/Space on its summary): the layout decides, not
+    // the element's toggle event, which a box (re)built open also fires, later, and which would
+    // then undo a click made in between
+    const summary = e.target.closest("details.group-box > summary");
+    if (summary) {
+      e.preventDefault();
+      const det = summary.parentElement;
+      const name = det.dataset.group;
+      if (layout.closed.has(name)) layout.closed.delete(name); else layout.closed.add(name);
+      det.open = !layout.closed.has(name);
+      save(st);
+      changed();
+      return;
+    }
     const b = e.target.closest("button[data-remove]");
     if (!b) return;
     const key = b.dataset.remove;
