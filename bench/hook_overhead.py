@@ -39,9 +39,10 @@ on the next step that are not the hook's per-step cost: for mlp-F it patches
 ``torch.Tensor.backward``, and changing a class attribute makes Python drop its
 cached attribute lookups for every tensor and parameter, which the next step
 pays again (``python -m bench.class_attr_change``: 6-11 us, SE 4-6 us, in
-the MLP's ``optimizer.step()`` alone); it also leaves the caches cold.  So every step, bare and norm-pass steps included, starts
-right after the same set-up work: the hooks are attached, and for the steps
-that are not watched removed again, before it begins.
+the MLP's ``optimizer.step()`` alone); it also leaves the caches cold.  So
+every step, bare and norm-pass steps included, starts right after the same
+set-up work: the hooks are attached, and for the steps that are not watched
+removed again, before it begins.
 
 Python's cyclic garbage collector is off while blocks are timed and runs between
 blocks, as ``timeit`` does: attaching and detaching the hooks around every watched
